@@ -1,0 +1,76 @@
+"""The daily cycle as plain functions: scrape → plan → match → send.
+
+The management commands and the Celery tasks both call these; neither holds logic of
+its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils import timezone
+
+from .models import Delivery, Edition
+from .planning import MatchSummary, edition_match, edition_plan, ready_to_send
+from .scraping import ScrapeResult, scrape_papers
+from .sending import BatchResult, SendResult, deliveries_send
+from .sources import huggingface
+
+LOOKBACK_DAYS = 7
+
+
+def latest_papers_date(*, today: dt.date | None = None) -> dt.date | None:
+    """The most recent day (today or up to a week back) on which Hugging Face has papers.
+
+    Weekends are passed over without a request: Hugging Face publishes no batch then.
+    A source that cannot be reached raises SourceError at the first request.
+    """
+    day = today or timezone.now().date()
+    for _ in range(LOOKBACK_DAYS + 1):
+        if day.isoweekday() <= 5 and huggingface.fetch_papers(day):
+            return day
+        day -= dt.timedelta(days=1)
+    return None
+
+
+def default_sources() -> tuple[str, ...]:
+    return ("hf", "arxiv") if settings.PAPERBOY_ARXIV_ENABLED else ("hf",)
+
+
+@dataclass
+class Prepared:
+    edition: Edition
+    scrape: ScrapeResult | None
+    matching: MatchSummary
+
+
+def edition_prepare(
+    *, date: dt.date, sources: Sequence[str] | None = None, scrape: bool = True
+) -> Prepared:
+    """Scrape the day's papers, plan the edition and choose every delivery's papers."""
+    scraped = scrape_papers(date=date, sources=sources or default_sources()) if scrape else None
+    edition = edition_plan(date=date)
+    return Prepared(edition=edition, scrape=scraped, matching=edition_match(edition=edition))
+
+
+def edition_send(
+    *,
+    edition: Edition,
+    on_start: Callable[[int], None] | None = None,
+    on_progress: Callable[[SendResult], None] | None = None,
+) -> BatchResult:
+    """Send, in this process, every delivery of the edition that is owed now."""
+    ids = list(ready_to_send(edition).order_by("id").values_list("id", flat=True))
+    if on_start:
+        on_start(len(ids))
+    return deliveries_send(delivery_ids=ids, on_progress=on_progress)
+
+
+def edition_counts(edition: Edition) -> dict[str, int]:
+    counts = dict.fromkeys(Delivery.Status.values, 0)
+    for row in edition.deliveries.values("status").order_by():
+        counts[row["status"]] += 1
+    return counts

@@ -1,0 +1,125 @@
+"""The whole daily cycle in this process: scrape → plan → match → send, with progress."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from digest.daily import edition_counts, edition_prepare, edition_send, latest_papers_date
+from digest.management.dates import iso_date
+from digest.models import Delivery
+from digest.sending import Outcome, SendResult
+from digest.sources.base import SourceError
+
+
+class Command(BaseCommand):
+    help = "Run the daily cycle for one date: scrape, plan, match and send the digests."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--date",
+            type=iso_date,
+            help="Edition date, YYYY-MM-DD (default: the latest day with papers).",
+        )
+        parser.add_argument(
+            "--source",
+            action="append",
+            choices=["hf", "arxiv"],
+            help="Source to scrape (repeatable; default: hf, plus arxiv if enabled).",
+        )
+        parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            self._run(options)
+        except SourceError as exc:
+            raise CommandError(str(exc)) from None
+
+    def _run(self, options: dict[str, Any]) -> None:
+        date: dt.date | None = options["date"]
+        if date is None:
+            self.stdout.write("Looking for the latest day with papers on Hugging Face…")
+            date = latest_papers_date()
+            if date is None:
+                raise CommandError(
+                    f"No papers on {settings.PAPERBOY_HF_URL} in the last week; "
+                    "pass a date: --date YYYY-MM-DD (make demo DATE=YYYY-MM-DD)."
+                )
+        self.stdout.write(self.style.MIGRATE_HEADING(f"Paperboy edition of {date:%A %d %B %Y}"))
+
+        self.stdout.write(f"  Scraping papers from {settings.PAPERBOY_HF_URL} …")
+        prepared = edition_prepare(date=date, sources=options["source"])
+        scrape = prepared.scrape
+        assert scrape is not None
+        self.stdout.write(
+            f"  {scrape.fetched} papers fetched ({scrape.created} new, {scrape.updated} updated)"
+        )
+
+        bar: tqdm[Any] | None = None
+
+        def start(total: int) -> None:
+            nonlocal bar
+            bar = tqdm(
+                total=total,
+                desc="  Sending",
+                unit="digest",
+                disable=options["no_progress"] or total == 0,
+                file=self.stderr._out,
+            )
+
+        def progress(_: SendResult) -> None:
+            if bar is not None:
+                bar.update(1)
+
+        batch = edition_send(edition=prepared.edition, on_start=start, on_progress=progress)
+        if bar is not None:
+            bar.close()
+        self._summary(prepared.edition, scrape.fetched, prepared.matching.skipped, batch.count)
+
+    def _summary(
+        self,
+        edition: Any,
+        fetched: int,
+        skipped_now: dict[str, int],
+        count: Any,
+    ) -> None:
+        counts = edition_counts(edition)
+        outbox = settings.EMAIL_BACKEND == "digest.outbox.OutboxBackend"
+        verb = "written" if outbox else "sent"
+        self.stdout.write(self.style.MIGRATE_HEADING("Summary"))
+        rows = [
+            ("papers fetched", str(fetched)),
+            ("subscribers due", str(sum(counts.values()))),
+            (f"digests {verb} now", str(count(Outcome.SENT))),
+        ]
+        earlier = counts[Delivery.Status.SENT] - count(Outcome.SENT)
+        if earlier:
+            rows.append((f"already {verb}", f"{earlier} (earlier run for this date; not resent)"))
+        reasons = self._skip_reasons(edition)
+        rows.append(("skipped", f"{counts[Delivery.Status.SKIPPED]}{reasons}"))
+        if count(Outcome.RETRY) or counts[Delivery.Status.QUEUED]:
+            rows.append(("to retry", f"{counts[Delivery.Status.QUEUED]} (run send_digests later)"))
+        if counts[Delivery.Status.FAILED]:
+            rows.append(("failed", f"{counts[Delivery.Status.FAILED]} (see the admin)"))
+        if outbox:
+            rows.append(("outbox", str(settings.PAPERBOY_OUTBOX_DIR)))
+        width = max(len(label) for label, _ in rows)
+        for label, value in rows:
+            self.stdout.write(f"  {label:<{width}}  {value}")
+        if counts[Delivery.Status.FAILED]:
+            raise CommandError(f"{counts[Delivery.Status.FAILED]} digests failed to send.")
+
+    @staticmethod
+    def _skip_reasons(edition: Any) -> str:
+        by_reason: dict[str, int] = {}
+        for reason in edition.deliveries.filter(status=Delivery.Status.SKIPPED).values_list(
+            "skip_reason", flat=True
+        ):
+            by_reason[reason] = by_reason.get(reason, 0) + 1
+        if not by_reason:
+            return ""
+        return " (" + "; ".join(f"{n}: {reason}" for reason, n in by_reason.items()) + ")"

@@ -1,0 +1,264 @@
+"""Match an edition's papers to a subscriber's interests.
+
+An interest is a keyword phrase: consecutive words, matched case-insensitively after
+stemming ("diffusion models" matches "Diffusion Model"), in the title, HF's ai_keywords or
+the abstract. A phrase starting with "-" excludes every paper that contains it.
+
+The papers of an edition are indexed once (`PaperIndex`), and each distinct phrase is
+looked up once per edition and cached, so matching thousands of subscribers costs about
+as much as the distinct phrases they typed, not subscribers × papers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Protocol
+
+import snowballstemmer
+
+# Where a phrase matched, best first; the weight ranks a title hit above a keyword hit
+# above an abstract hit.
+FIELD_WEIGHTS: dict[str, int] = {"title": 4, "keywords": 2, "abstract": 1}
+FIELD_LABELS: dict[str, str] = {"title": "title", "keywords": "keywords", "abstract": "abstract"}
+
+SNIPPET_CONTEXT = 70  # characters either side of a match in an abstract
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_STEMMER = snowballstemmer.stemmer("english")
+# Separates ai_keywords in the indexed text so a phrase never spans two keywords.
+_KEYWORD_SEPARATOR = " ; "
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    return str(_STEMMER.stemWord(word.lower()))
+
+
+def phrase_stems(phrase: str) -> tuple[str, ...]:
+    return tuple(stem(m.group()) for m in _WORD.finditer(phrase))
+
+
+class PaperLike(Protocol):
+    id: int
+    title: str
+    abstract: str
+    ai_keywords: list[str]
+    upvotes: int
+
+
+@dataclass(frozen=True)
+class Hit:
+    field: str
+    start: int  # character offsets of the matched words in that field's text
+    end: int
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a paper is in a digest: which interest matched, where, and the words around it."""
+
+    interest: str
+    field: str
+    before: str
+    match: str
+    after: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "interest": self.interest,
+            "field": self.field,
+            "before": self.before,
+            "match": self.match,
+            "after": self.after,
+        }
+
+
+@dataclass(frozen=True)
+class Match:
+    paper_id: int
+    score: float
+    reasons: list[Reason]
+
+
+@dataclass
+class _Field:
+    text: str
+    stems: list[str]
+    spans: list[tuple[int, int]]
+
+
+@dataclass
+class _IndexedPaper:
+    paper_id: int
+    upvotes: int
+    fields: dict[str, _Field]
+
+
+def _index_field(text: str) -> _Field:
+    stems: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for m in _WORD.finditer(text):
+        stems.append(stem(m.group()))
+        spans.append(m.span())
+    return _Field(text=text, stems=stems, spans=spans)
+
+
+def _keywords_text(keywords: Iterable[str]) -> str:
+    return _KEYWORD_SEPARATOR.join(k for k in keywords if isinstance(k, str))
+
+
+@dataclass
+class PaperIndex:
+    """An edition's papers, tokenised and stemmed once, with a cache of phrase lookups."""
+
+    papers: dict[int, _IndexedPaper]
+    # stem -> paper ids containing it anywhere; narrows each phrase lookup to few papers
+    postings: dict[str, set[int]]
+    _phrase_cache: dict[tuple[str, ...], dict[int, Hit]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, papers: Iterable[PaperLike]) -> PaperIndex:
+        indexed: dict[int, _IndexedPaper] = {}
+        postings: dict[str, set[int]] = defaultdict(set)
+        for paper in papers:
+            fields = {
+                "title": _index_field(paper.title),
+                "keywords": _index_field(_keywords_text(paper.ai_keywords or [])),
+                "abstract": _index_field(paper.abstract),
+            }
+            indexed[paper.id] = _IndexedPaper(paper.id, paper.upvotes, fields)
+            for f in fields.values():
+                for s in f.stems:
+                    postings[s].add(paper.id)
+        return cls(papers=indexed, postings=dict(postings))
+
+    def lookup(self, stems: tuple[str, ...]) -> dict[int, Hit]:
+        """Papers containing the phrase, each with its best hit (title > keywords > abstract)."""
+        cached = self._phrase_cache.get(stems)
+        if cached is not None:
+            return cached
+        hits: dict[int, Hit] = {}
+        if stems:
+            candidates = min((self.postings.get(s, set()) for s in stems), key=len)
+            for paper_id in candidates:
+                hit = self._best_hit(self.papers[paper_id], stems)
+                if hit is not None:
+                    hits[paper_id] = hit
+        self._phrase_cache[stems] = hits
+        return hits
+
+    @staticmethod
+    def _best_hit(paper: _IndexedPaper, stems: tuple[str, ...]) -> Hit | None:
+        n = len(stems)
+        for name in FIELD_WEIGHTS:  # best field first
+            f = paper.fields[name]
+            first = stems[0]
+            for i in range(len(f.stems) - n + 1):
+                if f.stems[i] == first and tuple(f.stems[i : i + n]) == stems:
+                    return Hit(field=name, start=f.spans[i][0], end=f.spans[i + n - 1][1])
+        return None
+
+    def snippet(self, paper_id: int, interest: str, hit: Hit) -> Reason:
+        text = self.papers[paper_id].fields[hit.field].text
+        if hit.field == "keywords":
+            # Show the one keyword that matched, not the whole list.
+            lo = text.rfind(_KEYWORD_SEPARATOR, 0, hit.start)
+            hi = text.find(_KEYWORD_SEPARATOR, hit.end)
+            lo = 0 if lo < 0 else lo + len(_KEYWORD_SEPARATOR)
+            hi = len(text) if hi < 0 else hi
+        elif hit.field == "abstract":
+            lo, hi = _word_window(text, hit.start, hit.end, SNIPPET_CONTEXT)
+        else:
+            lo, hi = 0, len(text)
+        before = text[lo : hit.start]
+        after = text[hit.end : hi]
+        if hit.field == "abstract":
+            before = ("…" if lo > 0 else "") + before.lstrip()
+            after = after.rstrip() + ("…" if hi < len(text) else "")
+        return Reason(
+            interest=interest,
+            field=hit.field,
+            before=before,
+            match=text[hit.start : hit.end],
+            after=after,
+        )
+
+
+def _word_window(text: str, start: int, end: int, context: int) -> tuple[int, int]:
+    """Widen [start, end) by about `context` characters each side, on word boundaries."""
+    lo = max(0, start - context)
+    if lo > 0:
+        space = text.find(" ", lo, start)
+        lo = space + 1 if space >= 0 else lo
+    hi = min(len(text), end + context)
+    if hi < len(text):
+        space = text.rfind(" ", end, hi)
+        hi = space if space >= 0 else hi
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class Interests:
+    """A subscriber's phrases, split into what they want and what they exclude."""
+
+    wanted: list[tuple[str, tuple[str, ...]]]
+    excluded: list[tuple[str, ...]]
+
+    @classmethod
+    def parse(cls, phrases: Sequence[str]) -> Interests:
+        wanted: list[tuple[str, tuple[str, ...]]] = []
+        excluded: list[tuple[str, ...]] = []
+        for phrase in phrases:
+            phrase = phrase.strip()
+            if phrase.startswith("-"):
+                stems = phrase_stems(phrase[1:])
+                if stems:
+                    excluded.append(stems)
+            else:
+                stems = phrase_stems(phrase)
+                if stems:
+                    wanted.append((phrase, stems))
+        return cls(wanted=wanted, excluded=excluded)
+
+
+def match_papers(
+    index: PaperIndex,
+    interests: Sequence[str],
+    *,
+    limit: int,
+    exclude_paper_ids: set[int] | frozenset[int] = frozenset(),
+) -> list[Match]:
+    """Rank the indexed papers for one subscriber and keep the top `limit`.
+
+    A paper's score adds, for each interest that matched it, the weight of the best field
+    it matched in; so a title hit outranks an abstract hit, and two interests outrank one.
+    Upvotes break ties. Papers in `exclude_paper_ids` (already sent) never come back.
+    """
+    parsed = Interests.parse(interests)
+    excluded: set[int] = set(exclude_paper_ids)
+    for stems in parsed.excluded:
+        excluded.update(index.lookup(stems))
+
+    found: dict[int, list[tuple[str, Hit]]] = defaultdict(list)
+    for phrase, stems in parsed.wanted:
+        for paper_id, hit in index.lookup(stems).items():
+            if paper_id not in excluded:
+                found[paper_id].append((phrase, hit))
+
+    def rank_key(item: tuple[int, list[tuple[str, Hit]]]) -> tuple[int, int, int]:
+        paper_id, hits = item
+        score = sum(FIELD_WEIGHTS[h.field] for _, h in hits)
+        return (score, index.papers[paper_id].upvotes, -paper_id)
+
+    ranked = sorted(found.items(), key=rank_key, reverse=True)[:limit]
+    matches: list[Match] = []
+    for paper_id, hits in ranked:
+        # The strongest reason first: title before keywords before abstract.
+        hits.sort(key=lambda ph: -FIELD_WEIGHTS[ph[1].field])
+        reasons = [index.snippet(paper_id, phrase, hit) for phrase, hit in hits]
+        matches.append(Match(paper_id=paper_id, score=float(rank_key((paper_id, hits))[0]), reasons=reasons))
+    return matches

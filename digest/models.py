@@ -1,0 +1,123 @@
+"""What gets sent: papers, the edition of each day, and one delivery per subscriber."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from subscriptions.models import Subscriber
+
+
+class Paper(models.Model):
+    class Source(models.TextChoices):
+        HF = "hf", "Hugging Face Daily Papers"
+        ARXIV = "arxiv", "arXiv"
+
+    arxiv_id = models.CharField(max_length=32, unique=True, help_text="Bare arXiv id, no vN.")
+    title = models.TextField()
+    abstract = models.TextField(blank=True)
+    authors = models.JSONField(default=list, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True, help_text="arXiv v1 time.")
+    batch_date = models.DateField(db_index=True, help_text="The day it appeared in a listing.")
+    upvotes = models.PositiveIntegerField(default=0)
+    num_comments = models.PositiveIntegerField(default=0)
+    ai_keywords = models.JSONField(default=list, blank=True)
+    ai_summary = models.TextField(blank=True)
+    github_repo = models.URLField(max_length=500, blank=True)
+    github_stars = models.PositiveIntegerField(null=True, blank=True)
+    project_page = models.URLField(max_length=500, blank=True)
+    thumbnail = models.URLField(max_length=500, blank=True)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.HF)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-batch_date", "-upvotes"]
+
+    def __str__(self) -> str:
+        return f"{self.arxiv_id} {self.title[:60]}"
+
+    @property
+    def hf_url(self) -> str:
+        from django.conf import settings
+
+        return f"{settings.PAPERBOY_HF_URL}/papers/{self.arxiv_id}"
+
+    @property
+    def arxiv_url(self) -> str:
+        return f"https://arxiv.org/abs/{self.arxiv_id}"
+
+    @property
+    def pdf_url(self) -> str:
+        return f"https://arxiv.org/pdf/{self.arxiv_id}"
+
+
+class Edition(models.Model):
+    """The digest run of one day. Unique per date, so the daily run happens once."""
+
+    date = models.DateField(unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    planned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-date"]
+
+    def __str__(self) -> str:
+        return f"Edition {self.date.isoformat()}"
+
+
+class Delivery(models.Model):
+    """One subscriber's digest of one edition; the row is the truth about what is owed."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="deliveries")
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(
+        max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    papers = models.ManyToManyField(Paper, through="DeliveryPaper", related_name="deliveries")
+    matched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its papers were chosen; only matched rows send."
+    )
+    skip_reason = models.CharField(max_length=200, blank=True)
+    message_id = models.CharField(max_length=255, blank=True, help_text="Message-ID or ESP id.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        ordering = ["-edition__date", "subscriber__email"]
+        constraints = [
+            models.UniqueConstraint(fields=["edition", "subscriber"], name="one_delivery_per_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.edition.date} → {self.subscriber.email} ({self.status})"
+
+
+class DeliveryPaper(models.Model):
+    """A paper carried by a delivery, in digest order, with why it matched."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="items")
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="+")
+    rank = models.PositiveSmallIntegerField()
+    score = models.FloatField(default=0)
+    reasons = models.JSONField(
+        default=list, help_text="[{interest, field, snippet: [before, match, after]}]"
+    )
+
+    class Meta:
+        ordering = ["delivery", "rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "paper"], name="paper_once_per_delivery")
+        ]

@@ -1,0 +1,243 @@
+"""Plan an edition: who is owed a digest today, and which papers each one gets.
+
+Both steps are idempotent. Planning inserts one Delivery per (edition, subscriber) and
+ignores rows that exist; matching only touches queued deliveries that have no papers yet.
+Running them twice, or from two schedulers at once, owes nobody a second digest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from subscriptions.models import Subscriber
+
+from .matching import PaperIndex, match_papers
+from .models import Delivery, DeliveryPaper, Edition, Paper
+
+logger = logging.getLogger(__name__)
+
+MATCH_CHUNK = 500
+
+SKIP_NO_TOPICS = "no topics to match"
+SKIP_NOTHING_MATCHED = "nothing matched their topics"
+SKIP_NO_PAPERS = "no papers in this edition"
+
+
+def due_frequencies(date: dt.date) -> list[str]:
+    """Daily subscribers are due every day; weekly ones on the configured weekday."""
+    due = [Subscriber.Frequency.DAILY.value]
+    if date.isoweekday() == settings.PAPERBOY_WEEKLY_WEEKDAY:
+        due.append(Subscriber.Frequency.WEEKLY.value)
+    return due
+
+
+def candidate_papers(date: dt.date, frequency: str) -> QuerySet[Paper]:
+    """A daily digest draws on the day's papers; a weekly one on the last seven days'."""
+    if frequency == Subscriber.Frequency.WEEKLY:
+        return Paper.objects.filter(batch_date__range=(date - dt.timedelta(days=6), date))
+    return Paper.objects.filter(batch_date=date)
+
+
+def edition_plan(*, date: dt.date) -> Edition:
+    """Create the edition and a queued delivery for every active subscriber due today."""
+    edition, _ = Edition.objects.get_or_create(date=date)
+    due = Subscriber.objects.filter(
+        status=Subscriber.Status.ACTIVE, frequency__in=due_frequencies(date)
+    ).values_list("id", flat=True)
+    now = timezone.now()
+    batch: list[Delivery] = []
+    for subscriber_id in due.iterator(chunk_size=2000):
+        batch.append(Delivery(edition=edition, subscriber_id=subscriber_id, created_at=now))
+        if len(batch) >= 2000:
+            Delivery.objects.bulk_create(batch, ignore_conflicts=True)
+            batch.clear()
+    Delivery.objects.bulk_create(batch, ignore_conflicts=True)
+    if edition.planned_at is None:
+        Edition.objects.filter(pk=edition.pk, planned_at__isnull=True).update(planned_at=now)
+        edition.refresh_from_db()
+    return edition
+
+
+@dataclass
+class MatchSummary:
+    matched: int = 0
+    skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+
+def _chunks(ids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]
+
+
+def already_sent_papers(
+    subscriber_ids: Sequence[int], paper_ids: Sequence[int], edition: Edition
+) -> dict[int, set[int]]:
+    """Of these papers, which were already given to each subscriber by another edition."""
+    rows = (
+        DeliveryPaper.objects.filter(
+            delivery__subscriber_id__in=subscriber_ids, paper_id__in=paper_ids
+        )
+        .exclude(delivery__edition=edition)
+        .exclude(delivery__status__in=[Delivery.Status.FAILED, Delivery.Status.SKIPPED])
+        .values_list("delivery__subscriber_id", "paper_id")
+    )
+    sent: dict[int, set[int]] = defaultdict(set)
+    for subscriber_id, paper_id in rows:
+        sent[subscriber_id].add(paper_id)
+    return sent
+
+
+class EditionPapers:
+    """The candidate papers of one edition per frequency, indexed once and shared."""
+
+    def __init__(self, edition: Edition) -> None:
+        self.edition = edition
+        self._built: dict[str, tuple[PaperIndex, list[int]]] = {}
+
+    def for_frequency(self, frequency: str) -> tuple[PaperIndex, list[int]]:
+        if frequency not in self._built:
+            papers = list(
+                candidate_papers(self.edition.date, frequency).only(
+                    "id", "title", "abstract", "ai_keywords", "upvotes"
+                )
+            )
+            self._built[frequency] = (PaperIndex.build(papers), [p.id for p in papers])
+        return self._built[frequency]
+
+
+def edition_match(*, edition: Edition) -> MatchSummary:
+    """Choose each queued delivery's papers (with reasons), or skip it with the reason."""
+    summary = MatchSummary()
+    pending = list(
+        Delivery.objects.filter(
+            edition=edition, status=Delivery.Status.QUEUED, matched_at__isnull=True
+        )
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    papers = EditionPapers(edition)
+    for chunk in _chunks(pending, MATCH_CHUNK):
+        _match_chunk(edition, chunk, papers, summary)
+    return summary
+
+
+def _skip_reason(subscriber: Subscriber, paper_ids: list[int]) -> str:
+    if not any(not p.strip().startswith("-") for p in subscriber.interests):
+        return SKIP_NO_TOPICS
+    if not paper_ids:
+        return SKIP_NO_PAPERS
+    return ""
+
+
+def _match_chunk(
+    edition: Edition, delivery_ids: Sequence[int], papers: EditionPapers, summary: MatchSummary
+) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        # Locked and re-checked inside the transaction: a second matcher running at the
+        # same time skips these rows instead of matching them again.
+        deliveries = list(
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(id__in=delivery_ids, status=Delivery.Status.QUEUED, matched_at__isnull=True)
+            .select_related("subscriber")
+        )
+        if not deliveries:
+            return
+        candidate_ids = sorted(
+            {pid for d in deliveries for pid in papers.for_frequency(d.subscriber.frequency)[1]}
+        )
+        sent_before = already_sent_papers(
+            [d.subscriber_id for d in deliveries], candidate_ids, edition
+        )
+        items: list[DeliveryPaper] = []
+        for delivery in deliveries:
+            subscriber = delivery.subscriber
+            index, paper_ids = papers.for_frequency(subscriber.frequency)
+            reason = _skip_reason(subscriber, paper_ids)
+            if not reason:
+                found = match_papers(
+                    index,
+                    subscriber.interests,
+                    limit=max(1, subscriber.max_papers),
+                    exclude_paper_ids=sent_before.get(subscriber.id, set()),
+                )
+                reason = "" if found else SKIP_NOTHING_MATCHED
+                items.extend(
+                    DeliveryPaper(
+                        delivery=delivery,
+                        paper_id=m.paper_id,
+                        rank=rank,
+                        score=m.score,
+                        reasons=[r.as_dict() for r in m.reasons],
+                    )
+                    for rank, m in enumerate(found, start=1)
+                )
+            delivery.matched_at = now
+            if reason:
+                delivery.status = Delivery.Status.SKIPPED
+                delivery.skip_reason = reason
+                summary.skipped[reason] += 1
+            else:
+                summary.matched += 1
+        DeliveryPaper.objects.bulk_create(items, ignore_conflicts=True, batch_size=2000)
+        Delivery.objects.bulk_update(
+            deliveries, ["matched_at", "status", "skip_reason"], batch_size=1000
+        )
+
+
+def ready_to_send(edition: Edition | None = None) -> QuerySet[Delivery]:
+    """Queued deliveries with their papers chosen, whose retry time (if any) has come."""
+    qs = Delivery.objects.filter(status=Delivery.Status.QUEUED, matched_at__isnull=False).filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())
+    )
+    return qs.filter(edition=edition) if edition is not None else qs
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    """A paper as a digest shows it, for previews that save nothing."""
+
+    paper: Paper
+    rank: int
+    reasons: list[dict[str, str]]
+
+
+def subscriber_preview(*, subscriber: Subscriber, date: dt.date) -> tuple[list[DigestItem], str]:
+    """What this subscriber's digest for `date` would hold, computed without writing.
+
+    Returns (items, skip reason); the reason is empty when there are items.
+    """
+    edition = Edition.objects.filter(date=date).first() or Edition(date=date)
+    papers = EditionPapers(edition)
+    index, paper_ids = papers.for_frequency(subscriber.frequency)
+    reason = _skip_reason(subscriber, paper_ids)
+    if reason:
+        return [], reason
+    sent_before = (
+        already_sent_papers([subscriber.id], paper_ids, edition) if subscriber.pk else {}
+    )
+    found = match_papers(
+        index,
+        subscriber.interests,
+        limit=max(1, subscriber.max_papers),
+        exclude_paper_ids=sent_before.get(subscriber.id, set()),
+    )
+    by_id = Paper.objects.in_bulk([m.paper_id for m in found])
+    items = [
+        DigestItem(paper=by_id[m.paper_id], rank=rank, reasons=[r.as_dict() for r in m.reasons])
+        for rank, m in enumerate(found, start=1)
+    ]
+    return items, "" if items else SKIP_NOTHING_MATCHED

@@ -1,0 +1,297 @@
+"""Paperboy settings: one file, driven by environment variables.
+
+With no environment set, Paperboy runs on embedded defaults: SQLite under var/, no broker
+(Celery tasks run in-process), and every email written as an .eml file under var/outbox/.
+Production sets DATABASE_URL, REDIS_URL and EMAIL_URL (or PAPERBOY_ESP).
+
+The env helpers are strict on purpose: a typo in a boolean, URL or number is an error at
+start-up, never a silent fallback to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import dj_database_url
+import dj_email_url
+import django_stubs_ext
+from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+
+# Lets admin.ModelAdmin[Model] and friends be subscripted at run time, for typing.
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("PAPERBOY_VAR_DIR", BASE_DIR / "var"))
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use one of 1/0, true/false).")
+
+
+def env_int(name: str, default: int, *, low: int, high: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number.") from None
+    if not low <= value <= high:
+        raise ImproperlyConfigured(f"{name}={value} is outside {low}..{high}.")
+    return value
+
+
+def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
+    raw = os.environ.get(name)
+    value = default if raw is None or raw.strip() == "" else raw.strip()
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not (parts.netloc or parts.path):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a URL of scheme {'/'.join(schemes)}."
+        )
+    return value.rstrip("/")
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+DEBUG = env_bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env_str("SECRET_KEY") or env_str("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    # Embedded mode only: a fixed development key. Production must set SECRET_KEY, and
+    # tokens in already-sent emails stay valid only while it stays the same.
+    SECRET_KEY = "paperboy-development-key-not-for-production"  # noqa: S105
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+# The absolute base of every link in an email (the site as subscribers reach it).
+SITE_URL = env_url("PAPERBOY_SITE_URL", "http://localhost:8000", schemes=("http", "https"))
+CSRF_TRUSTED_ORIGINS = [SITE_URL] if SITE_URL.startswith("https://") else []
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "anymail",
+    "subscriptions",
+    "digest",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    # Serves the admin's static files from gunicorn: no separate web server needed.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "paperboy.urls"
+WSGI_APPLICATION = "paperboy.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    try:
+        DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    except Exception as exc:  # dj-database-url raises plain ValueError/KeyError
+        raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "paperboy.sqlite3",
+            # Waiting on a lock beats failing: the demo and a worker may write at once.
+            "OPTIONS": {"timeout": 20},
+            # A file, not memory, so a Celery worker process started by a test shares it.
+            "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: Celery broker and Django cache ----------------------------------------------
+REDIS_URL = env_url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
+if REDIS_URL:
+    CACHES: dict[str, dict[str, Any]] = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+# Without a broker every task runs in the calling process, so the embedded mode needs no
+# worker; with Redis they go to the queue.
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis redelivers a task that stays unacknowledged this long; sends take seconds, so an
+# hour is long enough not to redeliver a task that is merely slow. Tasks are idempotent
+# anyway: the database rows say what is owed.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TIMEZONE = "UTC"
+
+# --- The daily run ----------------------------------------------------------------------
+PAPERBOY_SEND_HOUR_UTC = env_int("PAPERBOY_SEND_HOUR_UTC", 7, low=0, high=23)
+PAPERBOY_SEND_MINUTE_UTC = env_int("PAPERBOY_SEND_MINUTE_UTC", 0, low=0, high=59)
+# Weekly subscribers get their digest on this ISO weekday (1 = Monday).
+PAPERBOY_WEEKLY_WEEKDAY = env_int("PAPERBOY_WEEKLY_WEEKDAY", 1, low=1, high=7)
+# Papers of the last N days get their upvotes refreshed on each scrape.
+PAPERBOY_REFRESH_DAYS = env_int("PAPERBOY_REFRESH_DAYS", 3, low=0, high=30)
+PAPERBOY_SEND_CHUNK = env_int("PAPERBOY_SEND_CHUNK", 100, low=1, high=10_000)
+PAPERBOY_MAX_SEND_ATTEMPTS = env_int("PAPERBOY_MAX_SEND_ATTEMPTS", 5, low=1, high=20)
+# A delivery left in `sending` longer than this is recovered (see digest/sending.py).
+PAPERBOY_STALE_SENDING_MINUTES = env_int("PAPERBOY_STALE_SENDING_MINUTES", 30, low=1, high=1440)
+
+CELERY_BEAT_SCHEDULE = {
+    "daily-run": {
+        "task": "digest.tasks.run_daily_task",
+        "schedule": crontab(hour=PAPERBOY_SEND_HOUR_UTC, minute=PAPERBOY_SEND_MINUTE_UTC),
+    },
+    "recover-stale-sends": {
+        "task": "digest.tasks.recover_stale_sends_task",
+        "schedule": crontab(minute="*/15"),
+    },
+}
+
+# --- Sources ----------------------------------------------------------------------------
+PAPERBOY_HF_URL = env_url("PAPERBOY_HF_URL", "https://huggingface.co", schemes=("http", "https"))
+PAPERBOY_ARXIV_URL = env_url(
+    "PAPERBOY_ARXIV_URL", "http://export.arxiv.org", schemes=("http", "https")
+)
+PAPERBOY_ARXIV_ENABLED = env_bool("PAPERBOY_ARXIV_ENABLED", default=False)
+PAPERBOY_ARXIV_CATEGORIES = env_list("PAPERBOY_ARXIV_CATEGORIES", ["cs.CL", "cs.LG", "cs.CV", "cs.AI"])
+# arXiv asks for at most one request every 3 seconds.
+PAPERBOY_ARXIV_DELAY_S = float(env_int("PAPERBOY_ARXIV_DELAY_MS", 3000, low=0, high=60_000)) / 1000
+PAPERBOY_HTTP_TIMEOUT_S = float(env_int("PAPERBOY_HTTP_TIMEOUT_S", 20, low=1, high=300))
+PAPERBOY_HTTP_RETRIES = env_int("PAPERBOY_HTTP_RETRIES", 2, low=0, high=10)
+PAPERBOY_HTTP_BACKOFF_S = float(env_int("PAPERBOY_HTTP_BACKOFF_MS", 500, low=0, high=60_000)) / 1000
+
+# --- Email ------------------------------------------------------------------------------
+PAPERBOY_FROM_EMAIL = env_str("PAPERBOY_FROM_EMAIL", "Paperboy <paperboy@localhost>")
+DEFAULT_FROM_EMAIL = PAPERBOY_FROM_EMAIL
+SERVER_EMAIL = PAPERBOY_FROM_EMAIL
+PAPERBOY_LIST_ID = env_str("PAPERBOY_LIST_ID", "Paperboy daily papers <daily.paperboy.localhost>")
+PAPERBOY_OUTBOX_DIR = VAR_DIR / "outbox"
+
+ANYMAIL: dict[str, Any] = {}
+_ESP_BACKENDS = {
+    "ses": "anymail.backends.amazon_ses.EmailBackend",
+    "postmark": "anymail.backends.postmark.EmailBackend",
+    "mailgun": "anymail.backends.mailgun.EmailBackend",
+    "brevo": "anymail.backends.brevo.EmailBackend",
+}
+PAPERBOY_ESP = env_str("PAPERBOY_ESP").strip().lower()
+EMAIL_URL = env_str("EMAIL_URL")
+if PAPERBOY_ESP:
+    if PAPERBOY_ESP not in _ESP_BACKENDS:
+        raise ImproperlyConfigured(
+            f"PAPERBOY_ESP={PAPERBOY_ESP!r} is not one of {', '.join(sorted(_ESP_BACKENDS))}."
+        )
+    EMAIL_BACKEND = _ESP_BACKENDS[PAPERBOY_ESP]
+    # Each ESP's credentials, read from env under the names its own docs use.
+    _esp_env = {
+        "postmark": {"POSTMARK_SERVER_TOKEN": "POSTMARK_SERVER_TOKEN"},
+        "mailgun": {
+            "MAILGUN_API_KEY": "MAILGUN_API_KEY",
+            "MAILGUN_SENDER_DOMAIN": "MAILGUN_SENDER_DOMAIN",
+            "MAILGUN_API_URL": "MAILGUN_API_URL",
+            "MAILGUN_WEBHOOK_SIGNING_KEY": "MAILGUN_WEBHOOK_SIGNING_KEY",
+        },
+        "brevo": {"BREVO_API_KEY": "BREVO_API_KEY"},
+        # Amazon SES takes AWS credentials from boto3's usual env (AWS_ACCESS_KEY_ID, ...).
+        "ses": {"AMAZON_SES_CONFIGURATION_SET_NAME": "AMAZON_SES_CONFIGURATION_SET_NAME"},
+    }[PAPERBOY_ESP]
+    for setting, var in _esp_env.items():
+        if os.environ.get(var):
+            ANYMAIL[setting] = os.environ[var]
+elif EMAIL_URL:
+    try:
+        _email = dj_email_url.parse(EMAIL_URL)
+    except Exception as exc:
+        raise ImproperlyConfigured(f"EMAIL_URL={EMAIL_URL!r} is not an email URL: {exc}") from None
+    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    EMAIL_HOST = _email["EMAIL_HOST"]
+    EMAIL_PORT = _email["EMAIL_PORT"]
+    EMAIL_HOST_USER = _email["EMAIL_HOST_USER"]
+    EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"]
+    EMAIL_USE_TLS = _email["EMAIL_USE_TLS"]
+    EMAIL_USE_SSL = _email["EMAIL_USE_SSL"]
+    EMAIL_TIMEOUT = 30
+else:
+    EMAIL_BACKEND = "digest.outbox.OutboxBackend"
+    EMAIL_FILE_PATH = str(PAPERBOY_OUTBOX_DIR)
+
+if env_str("ANYMAIL_WEBHOOK_SECRET"):
+    ANYMAIL["WEBHOOK_SECRET"] = env_str("ANYMAIL_WEBHOOK_SECRET")
+
+# --- The rest ---------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "digest": {"handlers": ["console"], "level": env_str("PAPERBOY_LOG_LEVEL", "WARNING")},
+        "subscriptions": {"handlers": ["console"], "level": env_str("PAPERBOY_LOG_LEVEL", "WARNING")},
+    },
+}

@@ -1,0 +1,71 @@
+"""Who gets what: subscribers and their interests."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import models
+from django.utils import timezone
+
+
+def new_subscriber_key() -> str:
+    """A random, unguessable key that tokens sign instead of the database id."""
+    return secrets.token_urlsafe(16)
+
+
+class Subscriber(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending confirmation"
+        ACTIVE = "active", "Active"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        SUPPRESSED = "suppressed", "Suppressed"
+
+    class Frequency(models.TextChoices):
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly"
+
+    email = models.EmailField(unique=True, help_text="Stored normalised (lower case).")
+    key = models.CharField(max_length=32, unique=True, default=new_subscriber_key, editable=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    frequency = models.CharField(max_length=8, choices=Frequency.choices, default=Frequency.DAILY)
+    max_papers = models.PositiveSmallIntegerField(
+        default=10, help_text="Most papers in one digest (1–20)."
+    )
+    interests = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Keyword phrases, e.g. ["diffusion", "speech recognition", "-survey"]. '
+        "A phrase starting with '-' excludes papers that contain it.",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    suppressed_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["email"]
+        indexes = [models.Index(fields=["status", "frequency"])]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.email = normalise_email(self.email)
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def is_receiving(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+def normalise_email(address: str) -> str:
+    """Trim and lower-case an address (and punycode its domain) so one person is one row."""
+    address = address.strip()
+    local, sep, domain = address.rpartition("@")
+    if not sep:
+        return address.lower()
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass  # left as typed; the form validator reports it
+    return f"{local}@{domain}".lower()

@@ -1,0 +1,69 @@
+"""Shared fixtures: the people of our stories (alice, bob, carol) and papers to read."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from digest.models import Paper
+from subscriptions.models import Subscriber
+
+pytest_plugins = ["tests.smtp_server", "tests.loopback_http"]
+
+SAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "samples"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+EDITION_DATE = dt.date(2026, 3, 10)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_outbox(settings: Any, tmp_path: Path) -> None:
+    """Every test writes email files to its own folder, never the developer's var/."""
+    settings.PAPERBOY_OUTBOX_DIR = tmp_path / "outbox"
+    settings.EMAIL_FILE_PATH = str(tmp_path / "outbox")
+    settings.SITE_URL = "https://paperboy.example"
+    settings.PAPERBOY_HF_URL = "https://huggingface.co"
+
+
+@pytest.fixture
+def make_subscriber(db: None) -> Callable[..., Subscriber]:
+    def make(email: str, interests: list[str], **fields: Any) -> Subscriber:
+        fields.setdefault("status", Subscriber.Status.ACTIVE)
+        return Subscriber.objects.create(email=email, interests=interests, **fields)
+
+    return make
+
+
+@pytest.fixture
+def alice(make_subscriber: Callable[..., Subscriber]) -> Subscriber:
+    return make_subscriber("alice@example.org", ["diffusion", "video generation", "-survey"])
+
+
+@pytest.fixture
+def bob(make_subscriber: Callable[..., Subscriber]) -> Subscriber:
+    return make_subscriber("bob@example.org", ["reinforcement learning", "RLHF", "reward model"])
+
+
+@pytest.fixture
+def carol(make_subscriber: Callable[..., Subscriber]) -> Subscriber:
+    return make_subscriber("carol@example.org", ["speech recognition", "text-to-speech"])
+
+
+@pytest.fixture
+def make_paper(db: None) -> Callable[..., Paper]:
+    counter = iter(range(1, 10_000))
+
+    def make(title: str, abstract: str = "", **fields: Any) -> Paper:
+        fields.setdefault("arxiv_id", f"2603.{next(counter):05d}")
+        fields.setdefault("batch_date", EDITION_DATE)
+        fields.setdefault("authors", ["Ada Lovelace", "Alan Turing"])
+        fields.setdefault(
+            "published_at", dt.datetime(2026, 3, 9, 17, 0, tzinfo=dt.UTC)
+        )
+        return Paper.objects.create(title=title, abstract=abstract, **fields)
+
+    return make

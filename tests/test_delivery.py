@@ -1,0 +1,250 @@
+"""Delivery: digests planned, matched and sent to a real SMTP server on loopback."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from email.message import EmailMessage
+
+import pytest
+from django.utils import timezone
+
+from digest.daily import edition_counts, edition_prepare, edition_send
+from digest.models import Delivery, Edition, Paper
+from digest.planning import SKIP_NOTHING_MATCHED, edition_match, edition_plan
+from digest.sending import INTERRUPTED, SKIP_LEFT, claim, stale_sends_recover
+from subscriptions.models import Subscriber
+from subscriptions.services import subscriber_unsubscribe
+from tests.conftest import EDITION_DATE
+from tests.smtp_server import Mailbox
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def papers(make_paper: Callable[..., Paper]) -> dict[str, Paper]:
+    return {
+        "video": make_paper(
+            "Consistent Video Generation with Diffusion Transformers",
+            "We generate minute-long videos with a diffusion transformer.",
+            upvotes=120,
+            ai_summary="A diffusion transformer keeps long videos consistent.",
+        ),
+        "survey": make_paper(
+            "A Survey of Diffusion Models",
+            "We review diffusion models for images, audio and video.",
+            upvotes=300,
+        ),
+        "rlhf": make_paper(
+            "Reward Model Ensembles Make RLHF Robust",
+            "Reinforcement learning from human feedback with several reward models.",
+            upvotes=40,
+        ),
+    }
+
+
+def prepare_and_send() -> Edition:
+    prepared = edition_prepare(date=EDITION_DATE, scrape=False)
+    edition_send(edition=prepared.edition)
+    return prepared.edition
+
+
+def text_part(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def html_part(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("html",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def test_each_reader_gets_their_papers_and_the_unmatched_reader_gets_nothing(
+    smtp_server: Mailbox, alice: Subscriber, bob: Subscriber, carol: Subscriber, papers: dict
+) -> None:
+    edition = prepare_and_send()
+
+    [to_alice] = smtp_server.to("alice@example.org")
+    assert to_alice.get_content_type() == "multipart/alternative"
+    text = text_part(to_alice)
+    assert "Consistent Video Generation with Diffusion Transformers" in text
+    # Alice excludes surveys, so the most upvoted diffusion paper is not hers.
+    assert "A Survey of Diffusion Models" not in text
+    assert "Reward Model Ensembles" not in text
+    assert "Consistent Video Generation" in html_part(to_alice)
+    assert to_alice["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert to_alice["List-Unsubscribe"].strip().startswith("<https://paperboy.example/unsubscribe/")
+    assert to_alice["Auto-Submitted"] == "auto-generated"
+    assert to_alice["Message-ID"]
+
+    [to_bob] = smtp_server.to("bob@example.org")
+    assert "Reward Model Ensembles Make RLHF Robust" in text_part(to_bob)
+
+    assert smtp_server.to("carol@example.org") == []
+    carol_delivery = Delivery.objects.get(edition=edition, subscriber=carol)
+    assert carol_delivery.status == Delivery.Status.SKIPPED
+    assert carol_delivery.skip_reason == SKIP_NOTHING_MATCHED
+
+    sent = Delivery.objects.get(edition=edition, subscriber=alice)
+    assert sent.status == Delivery.Status.SENT
+    assert sent.message_id == to_alice["Message-ID"]
+    assert [item.paper for item in sent.items.all()] == [papers["video"]]
+    assert sent.items.get().reasons[0]["interest"] in ("diffusion", "video generation")
+
+
+def test_running_the_cycle_twice_sends_once(
+    smtp_server: Mailbox, alice: Subscriber, bob: Subscriber, papers: dict
+) -> None:
+    prepare_and_send()
+    prepare_and_send()
+    assert len(smtp_server.messages) == 2
+    assert Delivery.objects.count() == 2
+    assert edition_counts(Edition.objects.get())["sent"] == 2
+
+
+def test_inactive_subscribers_are_not_planned(
+    smtp_server: Mailbox, make_subscriber: Callable[..., Subscriber], papers: dict
+) -> None:
+    make_subscriber("pending@example.org", ["diffusion"], status=Subscriber.Status.PENDING)
+    make_subscriber("gone@example.org", ["diffusion"], status=Subscriber.Status.UNSUBSCRIBED)
+    make_subscriber("bounced@example.org", ["diffusion"], status=Subscriber.Status.SUPPRESSED)
+    prepare_and_send()
+    assert smtp_server.messages == []
+    assert Delivery.objects.count() == 0
+
+
+def test_an_unsubscribe_after_planning_stops_the_send(
+    smtp_server: Mailbox, alice: Subscriber, papers: dict
+) -> None:
+    edition = edition_plan(date=EDITION_DATE)
+    edition_match(edition=edition)
+    subscriber_unsubscribe(subscriber=alice)
+    edition_send(edition=edition)
+    assert smtp_server.messages == []
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.skip_reason) == (Delivery.Status.SKIPPED, SKIP_LEFT)
+
+
+def test_a_transient_smtp_error_is_retried_later_not_lost(
+    smtp_server: Mailbox, alice: Subscriber, papers: dict
+) -> None:
+    smtp_server.refusals.append("451 4.3.0 Mailbox busy, try again later")
+    edition = prepare_and_send()
+    delivery = Delivery.objects.get(edition=edition, subscriber=alice)
+    assert delivery.status == Delivery.Status.QUEUED
+    assert delivery.attempts == 1
+    assert "451" in delivery.last_error
+    assert delivery.next_attempt_at is not None and delivery.next_attempt_at > timezone.now()
+
+    # Not due yet: a run now leaves it waiting.
+    edition_send(edition=edition)
+    assert smtp_server.messages == []
+
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    edition_send(edition=edition)
+    assert len(smtp_server.to("alice@example.org")) == 1
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.last_error) == ("sent", 2, "")
+
+
+def test_a_permanent_smtp_error_is_recorded_as_failed(
+    smtp_server: Mailbox, alice: Subscriber, papers: dict
+) -> None:
+    smtp_server.refusals.append("550 5.1.1 No such user here")
+    edition = prepare_and_send()
+    delivery = Delivery.objects.get(edition=edition, subscriber=alice)
+    assert delivery.status == Delivery.Status.FAILED
+    assert "550" in delivery.last_error and "No such user" in delivery.last_error
+
+
+def test_retries_stop_after_the_last_attempt(
+    settings: object, smtp_server: Mailbox, alice: Subscriber, papers: dict
+) -> None:
+    settings.PAPERBOY_MAX_SEND_ATTEMPTS = 2  # type: ignore[attr-defined]
+    smtp_server.refusals.extend(["421 4.7.0 Try later"] * 2)
+    edition = prepare_and_send()
+    Delivery.objects.update(next_attempt_at=timezone.now())
+    edition_send(edition=edition)
+    delivery = Delivery.objects.get()
+    assert delivery.status == Delivery.Status.FAILED
+    assert delivery.last_error.startswith("gave up after 2 attempts")
+
+
+def test_the_smtp_server_being_down_keeps_the_digest_owed(
+    settings: object, alice: Subscriber, papers: dict
+) -> None:
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"  # type: ignore[attr-defined]
+    settings.EMAIL_HOST = "127.0.0.1"  # type: ignore[attr-defined]
+    settings.EMAIL_PORT = 9  # type: ignore[attr-defined]  # nothing listens on discard
+    settings.EMAIL_TIMEOUT = 2  # type: ignore[attr-defined]
+    prepare_and_send()
+    delivery = Delivery.objects.get()
+    assert delivery.status == Delivery.Status.QUEUED
+    assert delivery.attempts == 1
+    assert "Connection refused" in delivery.last_error or "Errno" in delivery.last_error
+
+
+def test_only_one_worker_can_claim_a_delivery(alice: Subscriber, papers: dict) -> None:
+    edition = edition_plan(date=EDITION_DATE)
+    edition_match(edition=edition)
+    delivery = Delivery.objects.get()
+    assert claim(delivery.id) is True
+    assert claim(delivery.id) is False
+
+
+def test_an_interrupted_send_is_marked_failed_and_not_resent(
+    smtp_server: Mailbox, alice: Subscriber, papers: dict
+) -> None:
+    edition = edition_plan(date=EDITION_DATE)
+    edition_match(edition=edition)
+    delivery = Delivery.objects.get()
+    assert claim(delivery.id)  # a worker claimed it, then died
+    Delivery.objects.update(claimed_at=timezone.now() - dt.timedelta(hours=2))
+
+    assert stale_sends_recover() == 1
+    edition_send(edition=edition)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.last_error) == (Delivery.Status.FAILED, INTERRUPTED)
+    assert smtp_server.messages == []
+
+
+def test_a_paper_already_sent_is_never_sent_again(
+    smtp_server: Mailbox, alice: Subscriber, papers: dict, make_paper: Callable[..., Paper]
+) -> None:
+    prepare_and_send()
+    # The next day Hugging Face lists the same paper again, beside a new one.
+    next_day = EDITION_DATE + dt.timedelta(days=1)
+    Paper.objects.filter(pk=papers["video"].pk).update(batch_date=next_day)
+    make_paper("Diffusion Policies for Robot Video Imitation", batch_date=next_day)
+    edition = edition_plan(date=next_day)
+    edition_match(edition=edition)
+    edition_send(edition=edition)
+
+    first, second = smtp_server.to("alice@example.org")
+    assert "Consistent Video Generation" in text_part(first)
+    assert "Consistent Video Generation" not in text_part(second)
+    assert "Diffusion Policies for Robot Video Imitation" in text_part(second)
+
+
+def test_weekly_readers_get_the_week_on_their_weekday(
+    settings: object,
+    smtp_server: Mailbox,
+    make_subscriber: Callable[..., Subscriber],
+    make_paper: Callable[..., Paper],
+) -> None:
+    settings.PAPERBOY_WEEKLY_WEEKDAY = EDITION_DATE.isoweekday()  # type: ignore[attr-defined]
+    make_subscriber("dana@example.org", ["diffusion"], frequency=Subscriber.Frequency.WEEKLY)
+    make_paper("Diffusion on Monday", batch_date=EDITION_DATE - dt.timedelta(days=5))
+    make_paper("Diffusion on Tuesday", batch_date=EDITION_DATE)
+    make_paper("Diffusion last month", batch_date=EDITION_DATE - dt.timedelta(days=30))
+    prepare_and_send()
+    [digest] = smtp_server.to("dana@example.org")
+    text = text_part(digest)
+    assert "Diffusion on Monday" in text and "Diffusion on Tuesday" in text
+    assert "last month" not in text
+
+    # The next day is another weekday: a weekly reader is not due.
+    edition_plan(date=EDITION_DATE + dt.timedelta(days=1))
+    assert Delivery.objects.count() == 1
