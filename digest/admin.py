@@ -5,6 +5,8 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
 from .models import Delivery, DeliveryPaper, Edition, Paper
+from .sending import deliveries_requeue
+from .tasks import enqueue_sends
 
 
 @admin.register(Paper)
@@ -112,10 +114,6 @@ class DeliveryAdmin(admin.ModelAdmin[Delivery]):
     def requeue(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         ids = list(queryset.values_list("id", flat=True))
         n = deliveries_requeue(delivery_ids=ids)
-        # Imported here: the sending pipeline is not needed to load the admin.
-        from .sending import deliveries_requeue
-        from .tasks import enqueue_sends
-
         enqueue_sends(ids)
         self.message_user(request, f"{n} failed deliveries queued again.", messages.SUCCESS)
 

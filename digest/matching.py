@@ -260,5 +260,7 @@ def match_papers(
         # The strongest reason first: title before keywords before abstract.
         hits.sort(key=lambda ph: -FIELD_WEIGHTS[ph[1].field])
         reasons = [index.snippet(paper_id, phrase, hit) for phrase, hit in hits]
-        matches.append(Match(paper_id=paper_id, score=float(rank_key((paper_id, hits))[0]), reasons=reasons))
+        matches.append(
+            Match(paper_id=paper_id, score=float(rank_key((paper_id, hits))[0]), reasons=reasons)
+        )
     return matches

@@ -226,9 +226,7 @@ def subscriber_preview(*, subscriber: Subscriber, date: dt.date) -> tuple[list[D
     reason = _skip_reason(subscriber, paper_ids)
     if reason:
         return [], reason
-    sent_before = (
-        already_sent_papers([subscriber.id], paper_ids, edition) if subscriber.pk else {}
-    )
+    sent_before = already_sent_papers([subscriber.id], paper_ids, edition) if subscriber.pk else {}
     found = match_papers(
         index,
         subscriber.interests,

@@ -32,9 +32,9 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.db.models import F
 from django.utils import timezone
 
-from .emails import digest_message
 from subscriptions.models import Subscriber
 
+from .emails import digest_message
 from .models import Delivery
 
 logger = logging.getLogger(__name__)

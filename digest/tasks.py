@@ -79,4 +79,3 @@ def recover_stale_sends_task() -> dict[str, int]:
     with transaction.atomic():
         chunks = enqueue_sends(owed)
     return {"recovered": recovered, "requeued": len(owed), "chunks": chunks}
-

@@ -67,9 +67,7 @@ def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
         return value
     parts = urlsplit(value)
     if parts.scheme not in schemes or not (parts.netloc or parts.path):
-        raise ImproperlyConfigured(
-            f"{name}={value!r} is not a URL of scheme {'/'.join(schemes)}."
-        )
+        raise ImproperlyConfigured(f"{name}={value!r} is not a URL of scheme {'/'.join(schemes)}.")
     return value.rstrip("/")
 
 
@@ -85,7 +83,7 @@ SECRET_KEY = env_str("SECRET_KEY") or env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     # Embedded mode only: a fixed development key. Production must set SECRET_KEY, and
     # tokens in already-sent emails stay valid only while it stays the same.
-    SECRET_KEY = "paperboy-development-key-not-for-production"  # noqa: S105
+    SECRET_KEY = "paperboy-development-key-not-for-production"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 
 # The absolute base of every link in an email (the site as subscribers reach it).
@@ -142,14 +140,16 @@ if DATABASE_URL:
     except Exception as exc:  # dj-database-url raises plain ValueError/KeyError
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
 else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)  # a fresh clone has no var/ yet
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "paperboy.sqlite3",
+            "NAME": str(VAR_DIR / "paperboy.sqlite3"),
             # Waiting on a lock beats failing: the demo and a worker may write at once.
             "OPTIONS": {"timeout": 20},
-            # A file, not memory, so a Celery worker process started by a test shares it.
-            "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
+            # A file, not memory, so a Celery worker process started by a test shares it;
+            # one per test run, so two runs at once do not share it.
+            "TEST": {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -207,7 +207,9 @@ PAPERBOY_ARXIV_URL = env_url(
     "PAPERBOY_ARXIV_URL", "http://export.arxiv.org", schemes=("http", "https")
 )
 PAPERBOY_ARXIV_ENABLED = env_bool("PAPERBOY_ARXIV_ENABLED", default=False)
-PAPERBOY_ARXIV_CATEGORIES = env_list("PAPERBOY_ARXIV_CATEGORIES", ["cs.CL", "cs.LG", "cs.CV", "cs.AI"])
+PAPERBOY_ARXIV_CATEGORIES = env_list(
+    "PAPERBOY_ARXIV_CATEGORIES", ["cs.CL", "cs.LG", "cs.CV", "cs.AI"]
+)
 # arXiv asks for at most one request every 3 seconds.
 PAPERBOY_ARXIV_DELAY_S = float(env_int("PAPERBOY_ARXIV_DELAY_MS", 3000, low=0, high=60_000)) / 1000
 PAPERBOY_HTTP_TIMEOUT_S = float(env_int("PAPERBOY_HTTP_TIMEOUT_S", 20, low=1, high=300))
@@ -292,6 +294,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
         "digest": {"handlers": ["console"], "level": env_str("PAPERBOY_LOG_LEVEL", "WARNING")},
-        "subscriptions": {"handlers": ["console"], "level": env_str("PAPERBOY_LOG_LEVEL", "WARNING")},
+        "subscriptions": {
+            "handlers": ["console"],
+            "level": env_str("PAPERBOY_LOG_LEVEL", "WARNING"),
+        },
     },
 }

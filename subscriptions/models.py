@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 
 from django.db import models
@@ -64,8 +65,7 @@ def normalise_email(address: str) -> str:
     local, sep, domain = address.rpartition("@")
     if not sep:
         return address.lower()
-    try:
+    # An address whose domain IDNA cannot encode is left as typed; the form rejects it.
+    with contextlib.suppress(UnicodeError):
         domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        pass  # left as typed; the form validator reports it
     return f"{local}@{domain}".lower()

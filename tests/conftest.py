@@ -61,9 +61,7 @@ def make_paper(db: None) -> Callable[..., Paper]:
         fields.setdefault("arxiv_id", f"2603.{next(counter):05d}")
         fields.setdefault("batch_date", EDITION_DATE)
         fields.setdefault("authors", ["Ada Lovelace", "Alan Turing"])
-        fields.setdefault(
-            "published_at", dt.datetime(2026, 3, 9, 17, 0, tzinfo=dt.UTC)
-        )
+        fields.setdefault("published_at", dt.datetime(2026, 3, 9, 17, 0, tzinfo=dt.UTC))
         return Paper.objects.create(title=title, abstract=abstract, **fields)
 
     return make

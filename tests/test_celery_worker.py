@@ -25,6 +25,7 @@ from subscriptions.models import Subscriber
 from tests.conftest import EDITION_DATE
 from tests.hf_wire import tuesday_papers
 from tests.loopback_http import LoopbackServer
+from tests.mail import text_of
 from tests.smtp_server import Mailbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,8 +67,21 @@ def worker(loopback: LoopbackServer, smtp_server: Mailbox) -> Iterator[subproces
         "PAPERBOY_REFRESH_DAYS": "0",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "paperboy", "worker", "--pool", "solo",
-         "--loglevel", "WARNING", "--without-heartbeat", "--without-gossip", "--without-mingle"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "paperboy",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
         cwd=ROOT,
         env=env,
     )
@@ -120,4 +134,4 @@ def test_the_daily_task_chain_runs_on_a_real_worker(
     edition = Edition.objects.get(date=EDITION_DATE)
     assert set(edition.deliveries.values_list("status", flat=True)) == {Delivery.Status.SENT}
     [to_carol] = smtp_server.to("carol@example.org")
-    assert "Streaming Text-to-Speech on a Phone" in to_carol.get_body(("plain",)).get_content()
+    assert "Streaming Text-to-Speech on a Phone" in text_of(to_carol)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from email.message import EmailMessage
 
 import pytest
 from django.utils import timezone
@@ -16,6 +15,7 @@ from digest.sending import INTERRUPTED, SKIP_LEFT, claim, stale_sends_recover
 from subscriptions.models import Subscriber
 from subscriptions.services import subscriber_unsubscribe
 from tests.conftest import EDITION_DATE
+from tests.mail import html_of, text_of
 from tests.smtp_server import Mailbox
 
 pytestmark = pytest.mark.django_db
@@ -49,18 +49,6 @@ def prepare_and_send() -> Edition:
     return prepared.edition
 
 
-def text_part(message: EmailMessage) -> str:
-    part = message.get_body(preferencelist=("plain",))
-    assert part is not None
-    return str(part.get_content())
-
-
-def html_part(message: EmailMessage) -> str:
-    part = message.get_body(preferencelist=("html",))
-    assert part is not None
-    return str(part.get_content())
-
-
 def test_each_reader_gets_their_papers_and_the_unmatched_reader_gets_nothing(
     smtp_server: Mailbox, alice: Subscriber, bob: Subscriber, carol: Subscriber, papers: dict
 ) -> None:
@@ -68,19 +56,19 @@ def test_each_reader_gets_their_papers_and_the_unmatched_reader_gets_nothing(
 
     [to_alice] = smtp_server.to("alice@example.org")
     assert to_alice.get_content_type() == "multipart/alternative"
-    text = text_part(to_alice)
+    text = text_of(to_alice)
     assert "Consistent Video Generation with Diffusion Transformers" in text
     # Alice excludes surveys, so the most upvoted diffusion paper is not hers.
     assert "A Survey of Diffusion Models" not in text
     assert "Reward Model Ensembles" not in text
-    assert "Consistent Video Generation" in html_part(to_alice)
+    assert "Consistent Video Generation" in html_of(to_alice)
     assert to_alice["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert to_alice["List-Unsubscribe"].strip().startswith("<https://paperboy.example/unsubscribe/")
     assert to_alice["Auto-Submitted"] == "auto-generated"
     assert to_alice["Message-ID"]
 
     [to_bob] = smtp_server.to("bob@example.org")
-    assert "Reward Model Ensembles Make RLHF Robust" in text_part(to_bob)
+    assert "Reward Model Ensembles Make RLHF Robust" in text_of(to_bob)
 
     assert smtp_server.to("carol@example.org") == []
     carol_delivery = Delivery.objects.get(edition=edition, subscriber=carol)
@@ -223,9 +211,9 @@ def test_a_paper_already_sent_is_never_sent_again(
     edition_send(edition=edition)
 
     first, second = smtp_server.to("alice@example.org")
-    assert "Consistent Video Generation" in text_part(first)
-    assert "Consistent Video Generation" not in text_part(second)
-    assert "Diffusion Policies for Robot Video Imitation" in text_part(second)
+    assert "Consistent Video Generation" in text_of(first)
+    assert "Consistent Video Generation" not in text_of(second)
+    assert "Diffusion Policies for Robot Video Imitation" in text_of(second)
 
 
 def test_weekly_readers_get_the_week_on_their_weekday(
@@ -241,7 +229,7 @@ def test_weekly_readers_get_the_week_on_their_weekday(
     make_paper("Diffusion last month", batch_date=EDITION_DATE - dt.timedelta(days=30))
     prepare_and_send()
     [digest] = smtp_server.to("dana@example.org")
-    text = text_part(digest)
+    text = text_of(digest)
     assert "Diffusion on Monday" in text and "Diffusion on Tuesday" in text
     assert "last month" not in text
 

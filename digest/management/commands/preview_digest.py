@@ -13,7 +13,9 @@ from subscriptions.models import Subscriber, normalise_email
 
 
 class Command(BaseCommand):
-    help = "Render the digest one subscriber would get on a date; write the HTML and print its path."
+    help = (
+        "Render the digest one subscriber would get on a date; write the HTML and print its path."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("email")

@@ -21,7 +21,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            result = scrape_papers(date=options["date"], sources=options["source"] or default_sources())
+            result = scrape_papers(
+                date=options["date"], sources=options["source"] or default_sources()
+            )
         except SourceError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(

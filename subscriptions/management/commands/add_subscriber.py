@@ -17,10 +17,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("email")
         parser.add_argument("topics", nargs="+", help='Keyword phrases; "-word" excludes.')
+        parser.add_argument("--frequency", choices=Subscriber.Frequency.values, default="daily")
         parser.add_argument(
-            "--frequency", choices=Subscriber.Frequency.values, default="daily"
+            "--max-papers", type=int, default=10, choices=range(1, 21), metavar="1-20"
         )
-        parser.add_argument("--max-papers", type=int, default=10, choices=range(1, 21), metavar="1-20")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
