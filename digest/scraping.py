@@ -1,0 +1,225 @@
+"""Scrape a day's papers from the sources and upsert them as `Paper` rows.
+
+Everything is fetched first and written afterwards in one transaction: network time never
+holds a transaction open, and a failure halfway leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from digest.models import Paper
+from digest.sources import arxiv, huggingface
+from digest.sources.base import PaperRecord, SourceError
+
+logger = logging.getLogger(__name__)
+
+# Order of precedence when two sources know the same paper: HF carries upvotes, comments,
+# keywords and the day it was featured, which arXiv knows nothing about.
+SOURCES = ("hf", "arxiv")
+
+# What an HF record may set on an existing row: everything it knows.
+HF_FIELDS = (
+    "title",
+    "abstract",
+    "authors",
+    "published_at",
+    "batch_date",
+    "upvotes",
+    "num_comments",
+    "ai_keywords",
+    "ai_summary",
+    "github_repo",
+    "github_stars",
+    "project_page",
+    "thumbnail",
+    "source",
+)
+# What an arXiv record may set on a row arXiv owns: the paper's own metadata (a new version
+# can change it). Its batch_date stays the day we first listed it.
+ARXIV_FIELDS = ("title", "abstract", "authors", "published_at")
+# These keep their stored value when a record has nothing for them: HF adds ai_keywords and
+# ai_summary hours after a paper is listed, and one answer that lacks them (or a GitHub
+# link) must not erase what an earlier answer gave.
+KEEP_IF_EMPTY = frozenset(
+    {
+        "abstract",
+        "authors",
+        "published_at",
+        "ai_keywords",
+        "ai_summary",
+        "github_repo",
+        "github_stars",
+        "project_page",
+        "thumbnail",
+    }
+)
+REFRESH_FIELDS = ("upvotes", "num_comments")
+BATCH_SIZE = 500
+
+
+@dataclass
+class ScrapeResult:
+    """What a scrape did. `fetched` = `created` + `updated` + `skipped` (unchanged, or an
+    arXiv record of a paper HF already has); `refreshed` counts earlier days' papers whose
+    upvotes or comments changed."""
+
+    date: dt.date
+    fetched: int = 0
+    created: int = 0
+    updated: int = 0
+    refreshed: int = 0
+    skipped: int = 0
+    per_source: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # source -> why it failed
+
+
+def scrape_papers(*, date: dt.date, sources: Sequence[str] = ("hf",)) -> ScrapeResult:
+    """Fetch `date`'s papers from `sources`, refresh recent HF upvotes, upsert everything.
+
+    A source that fails is logged and recorded in `errors` while the others are still
+    saved; if every source fails, raises SourceError (the caller should exit non-zero).
+    """
+    wanted = [name for name in SOURCES if name in sources]
+    unknown = set(sources) - set(SOURCES)
+    if unknown or not wanted:
+        raise ValueError(f"Unknown or no sources {sorted(unknown)!r}; choose from {SOURCES}.")
+
+    result = ScrapeResult(date=date)
+    fetched: dict[str, list[PaperRecord]] = {}
+    for name in wanted:
+        try:
+            fetched[name] = _fetch(name, date)
+        except SourceError as exc:
+            logger.warning("Source %s failed for %s: %s", name, date, exc)
+            result.errors[name] = str(exc)
+            continue
+        result.per_source[name] = len(fetched[name])
+    if not fetched:
+        raise SourceError("; ".join(result.errors.values()))
+
+    # Refreshing HF upvotes only makes sense when HF answered today: if it did not, each
+    # refresh would wait out the same timeouts only to fail again.
+    refresh = _fetch_refresh(date) if "hf" in fetched else []
+
+    with transaction.atomic():
+        result.created, result.updated = _upsert(_merge(fetched))
+        result.refreshed = _refresh(refresh, exclude={r.arxiv_id for r in fetched.get("hf", [])})
+    result.fetched = sum(result.per_source.values())
+    result.skipped = result.fetched - result.created - result.updated
+    logger.info("Scraped %s: %s", date, result)
+    return result
+
+
+def _fetch(name: str, date: dt.date) -> list[PaperRecord]:
+    # Looked up at call time so tests and callers can substitute a source module's function.
+    if name == "hf":
+        return huggingface.fetch_papers(date)
+    return arxiv.fetch_papers(date)
+
+
+def _fetch_refresh(date: dt.date) -> list[PaperRecord]:
+    """HF's current list of each of the previous PAPERBOY_REFRESH_DAYS days we hold papers of."""
+    since = date - dt.timedelta(days=settings.PAPERBOY_REFRESH_DAYS)
+    days = (
+        Paper.objects.filter(source=Paper.Source.HF, batch_date__gte=since, batch_date__lt=date)
+        # order_by() replaces Meta.ordering, whose -upvotes would defeat the DISTINCT.
+        .order_by("batch_date")
+        .values_list("batch_date", flat=True)
+        .distinct()
+    )
+    records: list[PaperRecord] = []
+    for day in days:
+        try:
+            records.extend(huggingface.fetch_papers(day))
+        except SourceError as exc:
+            # Stale upvotes are a small loss; today's papers must still be saved.
+            logger.warning("Could not refresh upvotes of %s: %s", day, exc)
+    return records
+
+
+def _merge(fetched: dict[str, list[PaperRecord]]) -> list[PaperRecord]:
+    """One record per paper, the source of highest precedence winning."""
+    merged: dict[str, PaperRecord] = {}
+    for name in SOURCES:
+        for record in fetched.get(name, []):
+            merged.setdefault(record.arxiv_id, record)
+    return list(merged.values())
+
+
+def _upsert(records: list[PaperRecord]) -> tuple[int, int]:
+    """Create the new papers in bulk and update the known ones; returns (created, updated).
+
+    Two scrapes racing to create the same paper make the second one's INSERT fail on the
+    unique arxiv_id, which rolls its whole transaction back: a re-run then updates instead.
+    """
+    existing = Paper.objects.in_bulk([r.arxiv_id for r in records], field_name="arxiv_id")
+    new: list[Paper] = []
+    changed: list[Paper] = []
+    changed_fields: set[str] = set()
+    for record in records:
+        paper = existing.get(record.arxiv_id)
+        if paper is None:
+            new.append(Paper(arxiv_id=record.arxiv_id, **_values(record, HF_FIELDS)))
+            continue
+        names = _apply(paper, record)
+        if names:
+            changed.append(paper)
+            changed_fields.update(names)
+    Paper.objects.bulk_create(new, batch_size=BATCH_SIZE)
+    _bulk_update(changed, changed_fields)
+    return len(new), len(changed)
+
+
+def _apply(paper: Paper, record: PaperRecord) -> list[str]:
+    """Set on `paper` what `record` may change; return the names of the fields changed."""
+    if record.source == Paper.Source.HF:
+        names: Iterable[str] = HF_FIELDS
+    elif paper.source == Paper.Source.HF:
+        return []  # HF's row is richer and its upvotes/batch_date are the truth.
+    else:
+        names = ARXIV_FIELDS
+    changed = []
+    for name, value in _values(record, names).items():
+        if name in KEEP_IF_EMPTY and value in ("", [], None):
+            continue
+        if getattr(paper, name) != value:
+            setattr(paper, name, value)
+            changed.append(name)
+    return changed
+
+
+def _refresh(records: list[PaperRecord], *, exclude: set[str]) -> int:
+    """Update upvotes/comments of stored papers from earlier days' lists; returns how many."""
+    latest = {r.arxiv_id: r for r in records if r.arxiv_id not in exclude}
+    stored = Paper.objects.in_bulk(list(latest), field_name="arxiv_id")
+    changed = []
+    for arxiv_id, paper in stored.items():
+        record = latest[arxiv_id]
+        if (paper.upvotes, paper.num_comments) != (record.upvotes, record.num_comments):
+            paper.upvotes, paper.num_comments = record.upvotes, record.num_comments
+            changed.append(paper)
+    _bulk_update(changed, set(REFRESH_FIELDS))
+    return len(changed)
+
+
+def _bulk_update(papers: list[Paper], names: set[str]) -> None:
+    if not papers:
+        return
+    # bulk_update skips auto_now, so updated_at is set by hand.
+    now = timezone.now()
+    for paper in papers:
+        paper.updated_at = now
+    Paper.objects.bulk_update(papers, sorted(names | {"updated_at"}), batch_size=BATCH_SIZE)
+
+
+def _values(record: PaperRecord, names: Iterable[str]) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in names}
