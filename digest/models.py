@@ -121,3 +121,6 @@ class DeliveryPaper(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["delivery", "paper"], name="paper_once_per_delivery")
         ]
+
+    def __str__(self) -> str:
+        return f"#{self.rank} {self.paper_id}"

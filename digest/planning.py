@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from subscriptions.models import Subscriber
 
+from .emails import DigestItem
 from .matching import PaperIndex, match_papers
 from .models import Delivery, DeliveryPaper, Edition, Paper
 
@@ -204,15 +205,6 @@ def ready_to_send(edition: Edition | None = None) -> QuerySet[Delivery]:
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())
     )
     return qs.filter(edition=edition) if edition is not None else qs
-
-
-@dataclass(frozen=True)
-class DigestItem:
-    """A paper as a digest shows it, for previews that save nothing."""
-
-    paper: Paper
-    rank: int
-    reasons: list[dict[str, str]]
 
 
 def subscriber_preview(*, subscriber: Subscriber, date: dt.date) -> tuple[list[DigestItem], str]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from .services import subscriber_unsubscribe
-from .tokens import BadToken, Purpose, subscriber_for_token
+from .tokens import BadToken, Purpose, make_token, subscriber_for_token
 
 
 def _bad_link(request: HttpRequest) -> HttpResponse:
@@ -37,4 +38,11 @@ def manage(request: HttpRequest, token: str) -> HttpResponse:
         subscriber, _ = subscriber_for_token(token, Purpose.MANAGE)
     except BadToken:
         return _bad_link(request)
-    return render(request, "subscriptions/manage.html", {"subscriber": subscriber})
+    unsubscribe = reverse(
+        "subscriptions:unsubscribe", args=[make_token(subscriber, Purpose.UNSUBSCRIBE)]
+    )
+    return render(
+        request,
+        "subscriptions/manage.html",
+        {"subscriber": subscriber, "unsubscribe_url": unsubscribe},
+    )

@@ -38,9 +38,7 @@ class Mailbox:
         assert isinstance(raw, bytes)
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
-        self.messages.append(
-            Received(str(envelope.mail_from), list(envelope.rcpt_tos), parsed)
-        )
+        self.messages.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), parsed))
         return "250 OK"
 
     def to(self, address: str) -> list[EmailMessage]:

@@ -1,0 +1,411 @@
+"""Every email Paperboy sends is made here.
+
+One builder (`build_message`) makes every message: From, To, Date, Message-ID and a
+multipart/alternative body (plain text, then HTML). One function per kind of email calls
+it; today that is the digest (`digest_message`), which adds the list headers mail
+providers ask of bulk senders (RFC 2369, RFC 2919, RFC 8058, RFC 3834).
+
+Rendering is split from sending: `render_digest_for` needs no saved delivery, so a
+preview command can render a digest for any subscriber and any list of papers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from email.utils import format_datetime, parseaddr
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, make_msgid
+from django.utils import timezone
+
+from subscriptions.links import manage_url, unsubscribe_url
+from subscriptions.models import Subscriber
+
+from .jinja import mjml_template, text_env
+from .models import Delivery, Paper
+
+HTML_LAYOUT = "digest.mjml"
+TEXT_TEMPLATE = "digest.txt"
+SUBJECT_TEMPLATE = "digest_subject.txt"
+
+SUMMARY_LIMIT = 300  # characters of abstract shown when HF has no ai_summary
+AI_SUMMARY_LIMIT = 420  # HF's summaries are one sentence; this only stops a runaway
+SUBJECT_TITLE_LIMIT = 60
+AUTHORS_SHOWN = 3
+HEADER_TOPICS_SHOWN = 6
+
+# Which field a reason names, as a reader would say it. The matcher already lists a
+# paper's reasons best field first; sorting by field again (stably) keeps its order and
+# makes reasons from any other caller read the same way.
+_FIELD_WORDS: dict[str, str] = {
+    "title": "the title",
+    "keywords": "the paper’s keywords",
+    "abstract": "the abstract",
+}
+_FIELD_ORDER: dict[str, int] = {"title": 0, "keywords": 1, "abstract": 2}
+
+_SPACES = re.compile(r"\s+")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9“\"(\[])")
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+class DigestItemLike(Protocol):
+    """What the renderer needs of one paper in a digest; DeliveryPaper fits."""
+
+    @property
+    def paper(self) -> Paper: ...
+
+    @property
+    def reasons(self) -> Any: ...  # list of {"interest", "field", "before", "match", "after"}
+
+    @property
+    def rank(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    """A paper to render without a saved Delivery (previews that save nothing, tests)."""
+
+    paper: Paper
+    reasons: list[dict[str, str]]
+    rank: int
+
+
+# --- What the templates see -------------------------------------------------------------
+# Plain values only: the templates escape (HTML) or not (text) as they print them.
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """Text around a highlighted phrase; `match` is empty when nothing is highlighted."""
+
+    before: str
+    match: str = ""
+    after: str = ""
+
+
+@dataclass(frozen=True)
+class Why:
+    interest: str
+    where: str  # "the abstract"
+    snippet: Snippet | None  # None when it would only repeat the interest or the title
+    also: list[str]  # the other interests this paper matched
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class PaperEntry:
+    rank: int
+    title: str
+    title_parts: Snippet  # the title, with the matched words when a title match is shown
+    url: str
+    authors: str
+    upvotes: int
+    comments: int
+    why: Why | None
+    summary: str
+    links: list[Link] = field(default_factory=list)
+
+
+# --- Text helpers -----------------------------------------------------------------------
+
+
+def one_line(text: str) -> str:
+    """Collapse all white space (CR, LF, tabs, U+2028…) and drop control characters.
+
+    Scraped text goes into the Subject header: with no line breaks left, it cannot start
+    a header of its own.
+    """
+    return squash(text).strip()
+
+
+def squash(text: str) -> str:
+    """Like one_line, but keeps one space at either end: snippet parts join up again."""
+    text = "".join(
+        ch for ch in text if ch.isspace() or not unicodedata.category(ch).startswith("C")
+    )
+    return _SPACES.sub(" ", text)
+
+
+def shorten(text: str, limit: int) -> str:
+    """Cut at a word boundary at or before `limit` characters, marking the cut with "…"."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
+    return cut.rstrip(" ,;:–—-") + "…"
+
+
+def summary_of(paper: Paper) -> str:
+    """HF's one-line ai_summary, else the abstract's first sentence or two."""
+    if paper.ai_summary.strip():
+        return shorten(one_line(paper.ai_summary), AI_SUMMARY_LIMIT)
+    abstract = one_line(paper.abstract)
+    if not abstract:
+        return ""
+    sentences = _SENTENCE_BREAK.split(abstract)
+    text = sentences[0]
+    # A short first sentence ("What happens when…?") says little alone; add the next.
+    if len(sentences) > 1 and len(text) < SUMMARY_LIMIT // 2:
+        text = f"{text} {sentences[1]}"
+    return shorten(text, SUMMARY_LIMIT)
+
+
+def _author_name(author: Any) -> str:
+    # Names are stored as strings; HF's wire format has {"name": …} objects.
+    if isinstance(author, dict):
+        return one_line(str(author.get("name", "")))
+    return one_line(str(author))
+
+
+def authors_line(authors: Sequence[Any]) -> str:
+    names = [name for name in map(_author_name, authors) if name]
+    if len(names) <= AUTHORS_SHOWN + 1:  # "+1 more" would be longer than the name
+        return ", ".join(names)
+    return f"{', '.join(names[:AUTHORS_SHOWN])} +{len(names) - AUTHORS_SHOWN} more"
+
+
+def _title_parts(title: str, reason: Mapping[str, str] | None) -> Snippet:
+    """Split the title around a title match so the template can highlight it."""
+    if reason is None or reason.get("field") != "title":
+        return Snippet(title)
+    match = one_line(reason.get("match", ""))
+    if not match:
+        return Snippet(title)
+    before = squash(reason.get("before", "")).lstrip()
+    # The matcher's title snippet is the whole title; find its match there, or else the
+    # first occurrence of the matched words.
+    start = title.find(before + match)
+    start = start + len(before) if start >= 0 else title.lower().find(match.lower())
+    if start < 0:
+        return Snippet(title)
+    end = start + len(match)
+    return Snippet(title[:start], title[start:end], title[end:])
+
+
+def _best_reason(reasons: Sequence[Mapping[str, str]]) -> Mapping[str, str] | None:
+    ordered = sorted(reasons, key=lambda r: _FIELD_ORDER.get(r.get("field", ""), 9))
+    return ordered[0] if ordered else None
+
+
+def _why(
+    reasons: Sequence[Mapping[str, str]], best: Mapping[str, str], title_parts: Snippet
+) -> Why:
+    interest = one_line(best.get("interest", ""))
+    others: list[str] = []
+    for reason in reasons:
+        other = one_line(reason.get("interest", ""))
+        if other and other.lower() != interest.lower() and other not in others:
+            others.append(other)
+    field_name = best.get("field", "")
+    snippet: Snippet | None = Snippet(
+        squash(best.get("before", "")).lstrip(),
+        one_line(best.get("match", "")),
+        squash(best.get("after", "")).rstrip(),
+    )
+    if field_name == "title" and title_parts.match:
+        snippet = None  # highlighted in the title itself, just above
+    elif (
+        snippet
+        and not (snippet.before or snippet.after)
+        and snippet.match.lower() == interest.lower()
+    ):
+        snippet = None  # a keyword that is exactly the interest: nothing to add
+    return Why(
+        interest=interest,
+        where=_FIELD_WORDS.get(field_name, f"the {field_name}"),
+        snippet=snippet,
+        also=others,
+    )
+
+
+def _web_url(url: str) -> str:
+    """The scraped URL if it is http(s), else "": escaping cannot defuse javascript:."""
+    url = url.strip()
+    return url if urlsplit(url).scheme in ("http", "https") and " " not in url else ""
+
+
+def _links(paper: Paper) -> list[Link]:
+    # The Hugging Face page is the title's link (and a line of its own in the text part).
+    links = [Link("arXiv", paper.arxiv_url), Link("PDF", paper.pdf_url)]
+    if github := _web_url(paper.github_repo):
+        stars = f" ★ {_compact(paper.github_stars)}" if paper.github_stars else ""
+        links.append(Link(f"Code{stars}", github))
+    if project := _web_url(paper.project_page):
+        links.append(Link("Project page", project))
+    return links
+
+
+def _compact(n: int) -> str:
+    return f"{n / 1000:.1f}k".replace(".0k", "k") if n >= 1000 else str(n)
+
+
+def paper_entry(item: DigestItemLike) -> PaperEntry:
+    paper = item.paper
+    reasons: list[Mapping[str, str]] = [r for r in (item.reasons or []) if isinstance(r, dict)]
+    title = one_line(paper.title)
+    best = _best_reason(reasons)
+    title_parts = _title_parts(title, best)
+    why = _why(reasons, best, title_parts) if best else None
+    return PaperEntry(
+        rank=item.rank,
+        title=title,
+        title_parts=title_parts,
+        url=paper.hf_url,
+        authors=authors_line(paper.authors or []),
+        upvotes=paper.upvotes,
+        comments=paper.num_comments,
+        why=why,
+        summary=summary_of(paper),
+        links=_links(paper),
+    )
+
+
+def long_date(day: dt.date) -> str:
+    return f"{day:%A}, {day.day} {day:%B %Y}"  # Tuesday, 10 March 2026
+
+
+def short_date(day: dt.date) -> str:
+    return f"{day.day} {day:%b}"  # 10 Mar
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _list_phrase(items: Sequence[str], limit: int) -> str:
+    if len(items) > limit:
+        return f"{', '.join(items[:limit])} and {len(items) - limit} more"
+    return ", ".join(items)
+
+
+# --- Rendering --------------------------------------------------------------------------
+
+
+def digest_context(
+    *, subscriber: Subscriber, edition_date: dt.date, items: Sequence[DigestItemLike]
+) -> dict[str, Any]:
+    papers = [paper_entry(item) for item in sorted(items, key=lambda i: i.rank)]
+    topics = [t for t in subscriber.interests if not t.startswith("-")]
+    excluded = [t[1:] for t in subscriber.interests if t.startswith("-")]
+    count = len(papers)
+    headline = f"{_plural(count, 'paper')} picked for your topics: " + _list_phrase(
+        topics, HEADER_TOPICS_SHOWN
+    )
+    if papers:
+        rest = f" + {count - 1} more" if count > 1 else ""
+        preview = f"{papers[0].title}{rest}, picked for {_list_phrase(topics, 3)}"
+    else:
+        preview = "No new papers matched your topics today."
+    return {
+        "edition_long_date": long_date(edition_date),
+        "edition_short_date": short_date(edition_date),
+        "papers": papers,
+        "count": count,
+        "headline": headline,
+        "preview": preview,
+        "subject_title": shorten(papers[0].title, SUBJECT_TITLE_LIMIT) if papers else "",
+        "topics": topics,
+        "excluded_topics": excluded,
+        "frequency": subscriber.get_frequency_display().lower(),
+        "max_papers": subscriber.max_papers,
+        "unsubscribe_url": unsubscribe_url(subscriber),
+        "manage_url": manage_url(subscriber),
+        "site_url": settings.SITE_URL,
+        "site_name": settings.SITE_URL.split("://", 1)[-1],
+    }
+
+
+def render_digest_for(
+    *, subscriber: Subscriber, edition_date: dt.date, items: Sequence[DigestItemLike]
+) -> RenderedEmail:
+    """Render a digest from any papers; no Delivery row needed (previews use this)."""
+    context = digest_context(subscriber=subscriber, edition_date=edition_date, items=items)
+    env = text_env()
+    return RenderedEmail(
+        subject=one_line(env.get_template(SUBJECT_TEMPLATE).render(context)),
+        text=env.get_template(TEXT_TEMPLATE).render(context),
+        html=mjml_template(HTML_LAYOUT).render(context),
+    )
+
+
+def render_digest(*, delivery: Delivery) -> RenderedEmail:
+    items = list(delivery.items.select_related("paper").order_by("rank"))
+    return render_digest_for(
+        subscriber=delivery.subscriber, edition_date=delivery.edition.date, items=items
+    )
+
+
+# --- Messages ---------------------------------------------------------------------------
+
+
+def _sender_domain() -> str:
+    _, address = parseaddr(settings.PAPERBOY_FROM_EMAIL)
+    return address.rpartition("@")[2] or "localhost"
+
+
+def build_message(
+    *, to: str, rendered: RenderedEmail, headers: Mapping[str, str]
+) -> EmailMultiAlternatives:
+    """The one builder of every email: From, To, Date, Message-ID, text then HTML.
+
+    The Message-ID is made here (not by Django at send time) so the caller can record it
+    on the Delivery before sending; read it back with `message_id(msg)`.
+    """
+    all_headers = {
+        "Date": format_datetime(timezone.now()),  # "+0000": UTC, said plainly
+        # Our own domain, not the host's name, so Message-IDs are stable across machines.
+        "Message-ID": make_msgid(domain=_sender_domain()),
+        **headers,
+    }
+    message = EmailMultiAlternatives(
+        subject=one_line(rendered.subject),
+        body=rendered.text,
+        from_email=settings.PAPERBOY_FROM_EMAIL,
+        to=[to],
+        headers=all_headers,
+    )
+    message.attach_alternative(rendered.html, "text/html")
+    return message
+
+
+def message_id(message: EmailMultiAlternatives) -> str:
+    return str(message.extra_headers["Message-ID"])
+
+
+def digest_headers(*, subscriber: Subscriber) -> dict[str, str]:
+    return {
+        # Only the https URL: a mailto: would need a mailbox we read, and Gmail and Yahoo
+        # use the one-click POST (RFC 8058) when List-Unsubscribe-Post is present.
+        "List-Unsubscribe": f"<{unsubscribe_url(subscriber)}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "List-Id": settings.PAPERBOY_LIST_ID,
+        # Vacation responders and ticket systems stay quiet (RFC 3834).
+        "Auto-Submitted": "auto-generated",
+        "Precedence": "bulk",
+    }
+
+
+def digest_message(*, delivery: Delivery) -> EmailMultiAlternatives:
+    subscriber = delivery.subscriber
+    return build_message(
+        to=subscriber.email,
+        rendered=render_digest(delivery=delivery),
+        headers=digest_headers(subscriber=subscriber),
+    )

@@ -1,0 +1,88 @@
+"""Jinja2 environments for emails, and the MJML layout compiled once.
+
+As in zulip, every email is three templates: the subject and plain text go through an
+environment with autoescape off (they are not HTML), the HTML through one with autoescape
+on, so scraped paper text is escaped by default and nothing is marked safe. Both use
+StrictUndefined: a missing variable fails the render instead of sending a hole.
+
+The HTML layout is MJML. Compiling MJML is far slower than filling a template, so each
+layout is compiled once per process (on first use) and Jinja2 fills the compiled HTML
+per subscriber. Jinja2 control tags sit inside <mj-raw> so MJML passes them through.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import textwrap
+from pathlib import Path
+
+import jinja2
+from django.conf import settings
+from mjml import mjml2html
+
+EMAIL_TEMPLATES_DIR = Path(settings.BASE_DIR) / "templates" / "email"
+
+# MJML puts a whole email on one line. A line over 998 bytes makes Django send the HTML
+# part quoted-printable, which grows it by a tenth or more towards Gmail's 102 KB clip;
+# a line break before these block-level tags changes nothing on screen and keeps the
+# part 8-bit. (Whitespace before an inline-block column would, but the parent cells of
+# MJML columns set font-size: 0, and our layouts use one column.)
+_BREAK_BEFORE = re.compile(r"(?=<(?:/?table|/?tbody|tr|/tr|td|/td|div|/div|p|h1|h2|!--\[if)\b)")
+
+
+def wrap_text(text: str, width: int = 72, indent: str = "", first: str | None = None) -> str:
+    """Wrap a paragraph for the plain-text part; `first` replaces the first line's indent.
+
+    Long words (URLs) stay whole rather than break where a reader could not click them.
+    """
+    return textwrap.fill(
+        text,
+        width=width,
+        initial_indent=indent if first is None else first,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def _environment(*, autoescape: bool) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(EMAIL_TEMPLATES_DIR),
+        autoescape=autoescape,
+        undefined=jinja2.StrictUndefined,
+        # Control tags on their own lines leave no blank lines behind: the plain text is
+        # read as is, and the HTML stays small.
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["wrap"] = wrap_text
+    return env
+
+
+@functools.cache
+def html_env() -> jinja2.Environment:
+    """Autoescape on: for the HTML part."""
+    return _environment(autoescape=True)
+
+
+@functools.cache
+def text_env() -> jinja2.Environment:
+    """Autoescape off: for subjects and plain text, which are not HTML."""
+    return _environment(autoescape=False)
+
+
+def compile_mjml(source: str) -> str:
+    """MJML to HTML, with no web-font link (we use the system font stack)."""
+    html = mjml2html(source, disable_comments=True, fonts={})
+    return _BREAK_BEFORE.sub("\n", html).lstrip("\n")
+
+
+@functools.cache
+def mjml_template(name: str) -> jinja2.Template:
+    """The MJML layout `name` (under templates/email/), compiled once, as a Jinja2 template."""
+    env = html_env()
+    assert env.loader is not None
+    source, _, _ = env.loader.get_source(env, name)
+    return env.from_string(compile_mjml(source))
