@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
@@ -16,6 +17,8 @@ class PaperAdmin(admin.ModelAdmin[Paper]):
     search_fields = ("arxiv_id", "title", "abstract", "ai_keywords")
     date_hierarchy = "batch_date"
     readonly_fields = ("first_seen_at", "updated_at")
+    # A URL typed without a scheme means https (Django 6's default, chosen now).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(Edition)

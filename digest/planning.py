@@ -87,16 +87,13 @@ def already_sent_papers(
     subscriber_ids: Sequence[int], paper_ids: Sequence[int], edition: Edition
 ) -> dict[int, set[int]]:
     """Of these papers, which were already given to each subscriber by another edition."""
-    rows = (
-        DeliveryPaper.objects.filter(
-            delivery__subscriber_id__in=subscriber_ids, paper_id__in=paper_ids
-        )
-        .exclude(delivery__edition=edition)
-        .exclude(delivery__status__in=[Delivery.Status.FAILED, Delivery.Status.SKIPPED])
-        .values_list("delivery__subscriber_id", "paper_id")
-    )
+    rows = DeliveryPaper.objects.filter(
+        delivery__subscriber_id__in=subscriber_ids, paper_id__in=paper_ids
+    ).exclude(delivery__status__in=[Delivery.Status.FAILED, Delivery.Status.SKIPPED])
+    if edition.pk is not None:  # a preview's edition may not be saved yet
+        rows = rows.exclude(delivery__edition=edition)
     sent: dict[int, set[int]] = defaultdict(set)
-    for subscriber_id, paper_id in rows:
+    for subscriber_id, paper_id in rows.values_list("delivery__subscriber_id", "paper_id"):
         sent[subscriber_id].add(paper_id)
     return sent
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import smtplib
-import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -34,7 +33,7 @@ from django.utils import timezone
 
 from subscriptions.models import Subscriber
 
-from .emails import digest_message
+from .emails import digest_message, message_id
 from .models import Delivery
 
 logger = logging.getLogger(__name__)
@@ -70,7 +69,7 @@ def is_transient(exc: BaseException) -> bool:
         return bool(codes) and all(400 <= code < 500 for code in codes)
     if isinstance(exc, smtplib.SMTPResponseException):
         return 400 <= exc.smtp_code < 500
-    if isinstance(exc, smtplib.SMTPServerDisconnected | socket.timeout | ConnectionError):
+    if isinstance(exc, smtplib.SMTPServerDisconnected | TimeoutError | ConnectionError):
         return True
     if isinstance(exc, AnymailRecipientsRefused):
         return False
@@ -147,7 +146,7 @@ def delivery_send(*, delivery_id: int, connection: BaseEmailBackend | None = Non
     # An ESP's own id is what its webhooks will name; fall back to our Message-ID.
     status = getattr(message, "anymail_status", None)
     esp_id = getattr(status, "message_id", None) if status is not None else None
-    _record_sent(delivery_id, str(esp_id or message.extra_headers.get("Message-ID", "")))
+    _record_sent(delivery_id, str(esp_id) if esp_id is not None else message_id(message))
     return SendResult(delivery_id, Outcome.SENT)
 
 

@@ -16,20 +16,25 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("email")
-        parser.add_argument("topics", nargs="+", help='Keyword phrases; "-word" excludes.')
+        parser.add_argument(
+            "topics",
+            nargs="+",
+            help='Keyword phrases; "-word" excludes (put "--" before the topics to pass one).',
+        )
         parser.add_argument("--frequency", choices=Subscriber.Frequency.values, default="daily")
         parser.add_argument(
             "--max-papers", type=int, default=10, choices=range(1, 21), metavar="1-20"
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        email = options["email"].strip()
         try:
-            validate_email(options["email"])
+            validate_email(email)
         except ValidationError:
             raise CommandError(f"{options['email']!r} is not an email address.") from None
         try:
             subscriber, created = subscriber_add(
-                email=options["email"],
+                email=email,
                 interests=options["topics"],
                 frequency=options["frequency"],
                 max_papers=options["max_papers"],
