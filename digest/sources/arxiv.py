@@ -18,8 +18,15 @@ import requests
 from django.conf import settings
 from lxml import etree
 
-from digest.sources.base import PaperRecord, SourceError, bare_arxiv_id, http_get
-from digest.sources.huggingface import ARXIV_ID, describe_error, normalise_space
+from digest.sources.base import (
+    ARXIV_ID,
+    PaperRecord,
+    SourceError,
+    bare_arxiv_id,
+    describe_error,
+    http_get,
+    normalise_space,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 import time
@@ -16,6 +17,8 @@ logger = logging.getLogger(__name__)
 USER_AGENT = "Paperboy/0.1 (self-hosted paper digest; +https://github.com/paperboy)"
 
 _VERSION_SUFFIX = re.compile(r"v\d+$")
+ARXIV_ID = re.compile(r"^(?:\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})$")
+URL_MAX_LENGTH = 500  # Paper's URLFields are max_length=500; a longer URL is dropped.
 
 
 def bare_arxiv_id(raw: str) -> str:
@@ -84,7 +87,42 @@ def http_get(
             last_error = exc
         if attempt < retries:
             delay = backoff * (2**attempt)
-            logger.warning("GET %s failed (%s); retrying in %.1fs", url, last_error, delay)
+            logger.warning(
+                "GET %s failed (%s); retrying in %.1fs", url, describe_error(last_error), delay
+            )
             time.sleep(delay)
     assert last_error is not None
     raise last_error
+
+
+def normalise_space(text: str) -> str:
+    """Collapse runs of whitespace (newlines, double spaces in HF titles) to one space."""
+    return " ".join(text.split())
+
+
+def safe_url(value: str | None) -> str:
+    """An absolute http(s) URL, or "" — never `javascript:` or a relative path into our site."""
+    if not value:
+        return ""
+    url = value.strip()
+    if not re.match(r"^https?://[^\s/]+", url, re.IGNORECASE) or len(url) > URL_MAX_LENGTH:
+        return ""
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        return ""
+    return url
+
+
+def describe_error(error: BaseException) -> str:
+    """A short reason for a log line or an error message, without a traceback's noise."""
+    if isinstance(error, requests.HTTPError) and error.response is not None:
+        return f"HTTP {error.response.status_code}"
+    if isinstance(error, requests.Timeout):
+        return f"Timeout after {settings.PAPERBOY_HTTP_TIMEOUT_S:g}s"
+    if isinstance(error, requests.ConnectionError):
+        # requests nests the OS reason deep in a long message; "[Errno 111] Connection
+        # refused" is the part a reader can act on.
+        errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(error))
+        return f"ConnectionError: {errno.group(1)}" if errno else "ConnectionError"
+    if isinstance(error, json.JSONDecodeError):
+        return "the response is not JSON"
+    return f"{type(error).__name__}: {error}"

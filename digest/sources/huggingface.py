@@ -17,7 +17,16 @@ import lxml.html
 import requests
 from django.conf import settings
 
-from digest.sources.base import PaperRecord, SourceError, bare_arxiv_id, http_get
+from digest.sources.base import (
+    ARXIV_ID,
+    PaperRecord,
+    SourceError,
+    bare_arxiv_id,
+    describe_error,
+    http_get,
+    normalise_space,
+    safe_url,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +37,7 @@ API_PAGE_SIZE = 100
 API_MAX_PAGES = 20
 
 # New-style ids (2603.05890) and old-style ones (hep-th/9901001), after vN is stripped.
-ARXIV_ID = re.compile(r"^(?:\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})$")
 _CHARSET = re.compile(r"charset=[\"']?([\w.:-]+)", re.IGNORECASE)
-URL_MAX_LENGTH = 500  # Paper's URLFields are max_length=500; a longer URL is dropped.
 
 
 class _BadItem(ValueError):
@@ -184,23 +191,6 @@ def _parse_item(item: Any, *, date: dt.date) -> PaperRecord:
     )
 
 
-def normalise_space(text: str) -> str:
-    """Collapse runs of whitespace (newlines, double spaces in HF titles) to one space."""
-    return " ".join(text.split())
-
-
-def safe_url(value: str | None) -> str:
-    """An absolute http(s) URL, or "" — never `javascript:` or a relative path into our site."""
-    if not value:
-        return ""
-    url = value.strip()
-    if not re.match(r"^https?://[^\s/]+", url, re.IGNORECASE) or len(url) > URL_MAX_LENGTH:
-        return ""
-    if any(ch.isspace() or ord(ch) < 32 for ch in url):
-        return ""
-    return url
-
-
 def _required_str(obj: dict[str, Any], key: str) -> str:
     value = obj.get(key)
     if value is None:
@@ -270,19 +260,3 @@ def _item_id(item: Any) -> str:
 def _charset(response: requests.Response) -> str | None:
     match = _CHARSET.search(response.headers.get("Content-Type", ""))
     return match.group(1) if match else None
-
-
-def describe_error(error: BaseException) -> str:
-    """A short reason for a log line or an error message, without a traceback's noise."""
-    if isinstance(error, requests.HTTPError) and error.response is not None:
-        return f"HTTP {error.response.status_code}"
-    if isinstance(error, requests.Timeout):
-        return f"Timeout after {settings.PAPERBOY_HTTP_TIMEOUT_S:g}s"
-    if isinstance(error, requests.ConnectionError):
-        # requests nests the OS reason deep in a long message; "[Errno 111] Connection
-        # refused" is the part a reader can act on.
-        errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(error))
-        return f"ConnectionError: {errno.group(1)}" if errno else "ConnectionError"
-    if isinstance(error, json.JSONDecodeError):
-        return "the response is not JSON"
-    return f"{type(error).__name__}: {error}"
