@@ -18,6 +18,7 @@ class Subscriber(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending confirmation"
         ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
         UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
         SUPPRESSED = "suppressed", "Suppressed"
 
@@ -41,7 +42,14 @@ class Subscriber(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    suppressed_at = models.DateTimeField(null=True, blank=True)
     suppressed_reason = models.CharField(max_length=200, blank=True)
+    confirmation_sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the last confirmation email went out."
+    )
+    soft_bounces = models.PositiveSmallIntegerField(
+        default=0, help_text="Soft bounces since the last delivered message."
+    )
 
     class Meta:
         ordering = ["email"]
@@ -71,3 +79,33 @@ def normalise_email(address: str) -> str:
     with contextlib.suppress(UnicodeError):
         domain = domain.encode("idna").decode("ascii")
     return f"{local}@{domain}".lower()
+
+
+class EmailEvent(models.Model):
+    """A tracking event an ESP reported (bounce, complaint, unsubscribe…), kept once.
+
+    The unique event id makes a replayed webhook harmless: the second copy is not stored
+    and not processed.
+    """
+
+    event_id = models.CharField(max_length=255, unique=True)
+    event_type = models.CharField(max_length=32, db_index=True)
+    esp_name = models.CharField(max_length=32, blank=True)
+    recipient = models.EmailField(blank=True, db_index=True)
+    subscriber = models.ForeignKey(
+        Subscriber, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    message_id = models.CharField(max_length=255, blank=True)
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    reject_reason = models.CharField(max_length=32, blank=True)
+    description = models.TextField(blank=True)
+    mta_response = models.TextField(blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=200, blank=True, help_text="What Paperboy did about it.")
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.recipient}"
