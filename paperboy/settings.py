@@ -198,7 +198,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "digest.tasks.recover_stale_sends_task",
         "schedule": crontab(minute="*/15"),
     },
+    # ESP events whose task was lost (a broker outage) are applied by this sweep.
+    "process-pending-email-events": {
+        "task": "subscriptions.tasks.process_pending_email_events_task",
+        "schedule": crontab(minute="*/15"),
+    },
 }
+
+# Soft bounces in a row (no delivery between) that suppress an address.
+PAPERBOY_SOFT_BOUNCE_LIMIT = env_int("PAPERBOY_SOFT_BOUNCE_LIMIT", 3, low=1, high=20)
+# A signup form submitted faster than this is a bot's.
+PAPERBOY_SIGNUP_MIN_SECONDS = env_int("PAPERBOY_SIGNUP_MIN_SECONDS", 2, low=0, high=60)
 
 # --- Sources ----------------------------------------------------------------------------
 PAPERBOY_HF_URL = env_url("PAPERBOY_HF_URL", "https://huggingface.co", schemes=("http", "https"))

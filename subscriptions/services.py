@@ -50,3 +50,45 @@ def subscriber_add(
         subscriber.confirmed_at = subscriber.confirmed_at or timezone.now()
     subscriber.save()
     return subscriber, created
+
+
+def subscriber_suppress(*, subscriber: Subscriber, reason: str) -> None:
+    """Stop all mail to an address that bounced hard or complained (or as an operator says).
+
+    Works from any status; the public form cannot undo it, only `subscriber_unsuppress`.
+    Idempotent: an address already suppressed keeps its first time and reason.
+    """
+    Subscriber.objects.filter(pk=subscriber.pk).exclude(status=Subscriber.Status.SUPPRESSED).update(
+        status=Subscriber.Status.SUPPRESSED,
+        suppressed_at=timezone.now(),
+        suppressed_reason=reason[:200],
+    )
+    subscriber.refresh_from_db()
+
+
+@transaction.atomic
+def subscriber_unsuppress(*, subscriber: Subscriber) -> None:
+    """An operator's decision: the address works again (e.g. the person fixed it).
+
+    The subscriber goes back to where they were before: unsubscribed if they had left
+    after their last confirmation, active if confirmed, pending otherwise. The soft bounce
+    count starts again from 0.
+    """
+    locked = Subscriber.objects.select_for_update().filter(pk=subscriber.pk).first()
+    if locked is None or locked.status != Subscriber.Status.SUPPRESSED:
+        subscriber.refresh_from_db()
+        return
+    left = locked.unsubscribed_at is not None and (
+        locked.confirmed_at is None or locked.unsubscribed_at >= locked.confirmed_at
+    )
+    if left:
+        locked.status = Subscriber.Status.UNSUBSCRIBED
+    elif locked.confirmed_at is not None:
+        locked.status = Subscriber.Status.ACTIVE
+    else:
+        locked.status = Subscriber.Status.PENDING
+    locked.suppressed_at = None
+    locked.suppressed_reason = ""
+    locked.soft_bounces = 0
+    locked.save(update_fields=["status", "suppressed_at", "suppressed_reason", "soft_bounces"])
+    subscriber.refresh_from_db()

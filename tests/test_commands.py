@@ -121,3 +121,19 @@ def test_recover_sends_settles_interrupted_deliveries(
     assert claim(Delivery.objects.get().id)
     Delivery.objects.update(claimed_at=timezone.now() - dt.timedelta(hours=1))
     assert "1 interrupted deliveries marked failed" in run("recover_sends")
+
+
+def test_process_email_events_applies_events_whose_task_was_lost(alice: Subscriber) -> None:
+    from subscriptions.models import EmailEvent
+
+    EmailEvent.objects.create(
+        event_id="postmark:1:alice@example.org",
+        event_type="complained",
+        esp_name="Postmark",
+        recipient="alice@example.org",
+        received_at=timezone.now() - dt.timedelta(hours=1),
+    )
+    assert "1 pending email events applied" in run("process_email_events")
+    assert "0 pending email events applied" in run("process_email_events")
+    alice.refresh_from_db()
+    assert alice.status == Subscriber.Status.SUPPRESSED
