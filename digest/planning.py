@@ -161,6 +161,8 @@ def _match_chunk(
             [d.subscriber_id for d in deliveries], candidate_ids, edition
         )
         items: list[DeliveryPaper] = []
+        matched_ids: list[int] = []
+        skipped_ids: dict[str, list[int]] = defaultdict(list)
         for delivery in deliveries:
             subscriber = delivery.subscriber
             index, paper_ids = papers.for_frequency(subscriber.frequency)
@@ -183,17 +185,20 @@ def _match_chunk(
                     )
                     for rank, m in enumerate(found, start=1)
                 )
-            delivery.matched_at = now
             if reason:
-                delivery.status = Delivery.Status.SKIPPED
-                delivery.skip_reason = reason
+                skipped_ids[reason].append(delivery.id)
                 summary.skipped[reason] += 1
             else:
+                matched_ids.append(delivery.id)
                 summary.matched += 1
         DeliveryPaper.objects.bulk_create(items, ignore_conflicts=True, batch_size=2000)
-        Delivery.objects.bulk_update(
-            deliveries, ["matched_at", "status", "skip_reason"], batch_size=1000
-        )
+        # One UPDATE per outcome rather than bulk_update's CASE per row: the rows of a chunk
+        # share their matched_at, and there are only a few skip reasons.
+        Delivery.objects.filter(id__in=matched_ids).update(matched_at=now)
+        for reason, ids in skipped_ids.items():
+            Delivery.objects.filter(id__in=ids).update(
+                matched_at=now, status=Delivery.Status.SKIPPED, skip_reason=reason
+            )
 
 
 def ready_to_send(edition: Edition | None = None) -> QuerySet[Delivery]:

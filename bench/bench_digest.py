@@ -1,0 +1,299 @@
+"""Benchmark one digest edition: plan, match, render and send for N synthetic subscribers.
+
+    .venv/bin/python bench/bench_digest.py --subscribers 10000      (or: make bench N=10000)
+
+By default it runs on a fresh SQLite file in a temporary folder, deleted at the end; it
+never opens the developer's database. --database-url runs it on another database (which
+must hold no subscribers, papers or editions; the bench deletes its rows afterwards).
+Email goes to a null backend that builds each MIME message, as a real backend would, and
+drops it. Progress goes to stderr; the figures to stdout, the summary line last.
+See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from bench.synthetic import SyntheticPaper, SyntheticSubscriber
+    from digest.models import Edition
+
+ROOT = Path(__file__).resolve().parent.parent
+NULL_BACKEND = "bench.null_backend.NullBackend"
+# Databases the test suite uses; a benchmark must never write there.
+RESERVED_DATABASES = {"test", "test_test"}
+# Environment that would point the bench at real services (it runs without them), or slow
+# it down (DEBUG keeps every query).
+UNSET_ENV = ("EMAIL_URL", "PAPERBOY_ESP", "REDIS_URL", "DJANGO_DEBUG")
+
+T0 = time.perf_counter()
+
+
+def log(message: str) -> None:
+    print(f"[{time.perf_counter() - T0:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def phase(name: str, timings: dict[str, float]) -> Iterator[None]:
+    log(f"{name}…")
+    start = time.perf_counter()
+    yield
+    timings[name] = time.perf_counter() - start
+    log(f"{name}: {timings[name]:.2f}s")
+
+
+# --- Set-up ---------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=10_000, help="default 10000")
+    parser.add_argument("--papers", type=int, default=50, help="papers in the edition")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic data")
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="run on this database instead of a temporary SQLite file, e.g. "
+        "postgres://postgres@127.0.0.1:5432/paperboy_bench",
+    )
+    args = parser.parse_args(argv)
+    if args.subscribers < 1 or args.papers < 1:
+        parser.error("--subscribers and --papers must be at least 1")
+    if args.database_url:
+        name = Path(urlsplit(args.database_url).path).name
+        if name in RESERVED_DATABASES:
+            parser.error(f"the database {name!r} belongs to the tests; use another one")
+    return args
+
+
+def setup_django(database_url: str, var_dir: Path) -> None:
+    for name in UNSET_ENV:
+        os.environ.pop(name, None)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "paperboy.settings"
+    os.environ["PAPERBOY_VAR_DIR"] = str(var_dir)
+    os.environ["DATABASE_URL"] = database_url
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def edition_date() -> dt.date:
+    """A date on which weekly subscribers are due too, so every subscriber is planned."""
+    from django.conf import settings
+
+    monday = dt.date(2026, 3, 2)
+    return monday + dt.timedelta(days=settings.PAPERBOY_WEEKLY_WEEKDAY - 1)
+
+
+def check_empty() -> None:
+    from digest.models import Edition, Paper
+    from subscriptions.models import Subscriber
+
+    for model in (Subscriber, Paper, Edition):
+        if model.objects.exists():
+            raise SystemExit(
+                f"bench: the database already holds {model._meta.verbose_name_plural}; "
+                "give --database-url an empty database"
+            )
+
+
+def insert_data(
+    subscribers: Sequence[SyntheticSubscriber], papers: Sequence[SyntheticPaper], date: dt.date
+) -> None:
+    from django.db import transaction
+
+    from digest.models import Paper
+    from subscriptions.models import Subscriber
+
+    now = dt.datetime.now(dt.UTC)
+    with transaction.atomic():
+        Paper.objects.bulk_create(
+            [Paper(batch_date=date, first_seen_at=now, **vars(p)) for p in papers],
+            batch_size=500,
+        )
+        Subscriber.objects.bulk_create(
+            [
+                Subscriber(status=Subscriber.Status.ACTIVE, confirmed_at=now, **vars(s))
+                for s in subscribers
+            ],
+            batch_size=2000,
+        )
+
+
+def delete_data() -> None:
+    """Leave an explicit --database-url as empty as it was found (leaves first)."""
+    from digest.models import Delivery, DeliveryPaper, Edition, Paper
+    from subscriptions.models import Subscriber
+
+    for model in (DeliveryPaper, Delivery, Edition, Subscriber, Paper):
+        model.objects.all()._raw_delete(model.objects.db)
+
+
+# --- The run ------------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    subscribers: int
+    papers: int
+    timings: dict[str, float]
+    deliveries: int = 0
+    matched: int = 0
+    skipped: int = 0
+    skipped_by_reason: dict[str, int] | None = None
+    papers_per_digest: float = 0.0
+    sent: int = 0
+    not_sent: int = 0
+    mean_message_kb: float = 0.0
+
+
+def run(args: argparse.Namespace) -> Figures:
+    from django.core.management import call_command
+
+    timings: dict[str, float] = {}
+    figures = Figures(args.subscribers, args.papers, timings)
+    date = edition_date()
+
+    with phase("migrate", timings):
+        call_command("migrate", verbosity=0, interactive=False)
+    check_empty()
+    try:
+        return _run_on_empty_database(args, figures, date)
+    finally:
+        if args.database_url:
+            with phase("clean up", timings):
+                delete_data()
+
+
+def _run_on_empty_database(args: argparse.Namespace, figures: Figures, date: dt.date) -> Figures:
+    from django.test import override_settings
+
+    from bench import null_backend
+    from bench.synthetic import make_papers, make_subscribers
+    from digest.models import Delivery, DeliveryPaper
+    from digest.planning import edition_match, edition_plan, ready_to_send
+    from digest.sending import Outcome, SendResult, deliveries_send
+
+    timings = figures.timings
+    with phase("generate", timings):
+        rng = random.Random(args.seed)
+        papers = make_papers(rng, args.papers, date)
+        subscribers = make_subscribers(rng, args.subscribers)
+    with phase("insert", timings):
+        insert_data(subscribers, papers, date)
+    del papers, subscribers
+
+    with phase("plan", timings):
+        edition = edition_plan(date=date)
+    figures.deliveries = Delivery.objects.filter(edition=edition).count()
+    log(f"planned {figures.deliveries} deliveries for {date}")
+
+    with phase("match", timings):
+        summary = edition_match(edition=edition)
+    figures.matched = summary.matched
+    figures.skipped = summary.skipped_total
+    figures.skipped_by_reason = dict(summary.skipped)
+    items = DeliveryPaper.objects.filter(delivery__edition=edition).count()
+    figures.papers_per_digest = items / summary.matched if summary.matched else 0.0
+    log(f"matched {summary.matched}, skipped {summary.skipped_total}")
+
+    ids = list(ready_to_send(edition).order_by("id").values_list("id", flat=True))
+    step = max(1, len(ids) // 20)
+    done = 0
+    send_start = time.perf_counter()
+
+    def progress(result: SendResult) -> None:
+        nonlocal done
+        done += 1
+        if done % step == 0 or done == len(ids):
+            rate = done / (time.perf_counter() - send_start)
+            log(f"send {done}/{len(ids)} ({rate:.0f}/s)")
+
+    with phase("send", timings), override_settings(EMAIL_BACKEND=NULL_BACKEND):
+        batch = deliveries_send(delivery_ids=ids, on_progress=progress)
+    figures.sent = batch.count(Outcome.SENT)
+    figures.not_sent = len(batch.results) - figures.sent
+    if null_backend.STATS.messages:
+        figures.mean_message_kb = null_backend.STATS.bytes / null_backend.STATS.messages / 1024
+    failed = [r for r in batch.results if r.outcome is not Outcome.SENT]
+    for result in failed[:5]:
+        log(f"not sent: delivery {result.delivery_id}: {result.outcome} {result.error}")
+    log_statuses(edition)
+    return figures
+
+
+def log_statuses(edition: Edition) -> None:
+    from digest.models import Delivery
+
+    counts = dict.fromkeys(Delivery.Status.values, 0)
+    for row in edition.deliveries.values("status").order_by():
+        counts[row["status"]] += 1
+    log("delivery statuses: " + ", ".join(f"{k}={n}" for k, n in counts.items() if n))
+
+
+def report(figures: Figures) -> None:
+    t = figures.timings
+    total = t["plan"] + t["match"] + t["send"]
+    render_per_s = figures.sent / t["send"] if t["send"] else 0.0
+    # ru_maxrss is in KiB on Linux (bytes on macOS).
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_rss_mb = rss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+    reasons = ", ".join(f"{r}: {n}" for r, n in sorted((figures.skipped_by_reason or {}).items()))
+    lines = [
+        f"setup_s={t['migrate'] + t['generate'] + t['insert']:.2f} "
+        f"(migrate {t['migrate']:.2f}, generate {t['generate']:.2f}, insert {t['insert']:.2f})",
+        f"plan_s={t['plan']:.2f} deliveries={figures.deliveries}",
+        f"match_s={t['match']:.2f} matched={figures.matched} skipped={figures.skipped}"
+        + (f" ({reasons})" if reasons else "")
+        + f" papers_per_digest={figures.papers_per_digest:.1f}",
+        f"send_s={t['send']:.2f} sent={figures.sent} not_sent={figures.not_sent} "
+        f"mean_message_kb={figures.mean_message_kb:.1f}",
+        f"subscribers={figures.subscribers} papers={figures.papers} match_s={t['match']:.2f} "
+        f"render_per_s={render_per_s:.1f} total_s={total:.2f} peak_rss_mb={peak_rss_mb:.0f}",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def _shown(url: str) -> str:
+    """The URL without its password, for the log."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    var_dir = Path(tempfile.mkdtemp(prefix="paperboy-bench-"))
+    database_url = args.database_url or f"sqlite:///{var_dir / 'bench.sqlite3'}"
+    log(f"database: {_shown(args.database_url) or 'temporary SQLite in ' + str(var_dir)}")
+    try:
+        setup_django(database_url, var_dir)
+        figures = run(args)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        shutil.rmtree(var_dir, ignore_errors=True)
+    report(figures)
+    return 0 if figures.not_sent == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
