@@ -56,6 +56,10 @@ def _environment(*, autoescape: bool) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # Templates are read once per process: a deploy that changes them mid-run must not
+        # hand half a batch the new template with the old code (and the MJML layout is
+        # compiled once anyway).
+        auto_reload=settings.DEBUG,
     )
     env.filters["wrap"] = wrap_text
     return env
