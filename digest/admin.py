@@ -2,8 +2,13 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db import models
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+from django.utils.safestring import mark_safe
 
 from .models import Delivery, DeliveryPaper, Edition, Paper
 from .sending import deliveries_requeue
@@ -23,43 +28,108 @@ class PaperAdmin(admin.ModelAdmin[Paper]):
 
 @admin.register(Edition)
 class EditionAdmin(admin.ModelAdmin[Edition]):
+    """Each day's run, with how its deliveries ended; editions are made by planning only."""
+
     list_display = ("date", "papers", "sent", "skipped", "failed", "queued", "planned_at")
     date_hierarchy = "date"
+    fields = (
+        "date",
+        "created_at",
+        "planned_at",
+        "papers",
+        "sent",
+        "skipped",
+        "failed",
+        "queued",
+        "sending",
+        "skip_reasons",
+        "deliveries",
+    )
+    readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Edition]:
         def by(status: str) -> Count:
             return Count("deliveries", filter=Q(deliveries__status=status))
 
+        # A subquery, not a Count over a second join, which would multiply the counts
+        # above by the number of papers (and it ran one query per row before).
+        papers = (
+            Paper.objects.filter(batch_date=OuterRef("date"))
+            .order_by()
+            .values("batch_date")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
         return (
             super()
             .get_queryset(request)
             .annotate(
+                _papers=Coalesce(Subquery(papers, output_field=IntegerField()), 0),
                 _sent=by("sent"),
                 _skipped=by("skipped"),
                 _failed=by("failed"),
                 _queued=by("queued"),
+                _sending=by("sending"),
             )
         )
 
-    @admin.display(description="Papers")
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Edition | None = None) -> bool:
+        # Nothing on the page is for editing: the date is the edition, the rest is counts.
+        return False
+
+    def _count(self, obj: Edition, status: str) -> int:
+        return int(getattr(obj, f"_{status}", 0))
+
+    def _deliveries_link(self, obj: Edition, status: str | None, text: object) -> str:
+        query: dict[str, str | int] = {"edition__id__exact": obj.pk}
+        if status:
+            query["status__exact"] = status
+        url = reverse("admin:digest_delivery_changelist") + "?" + urlencode(query)
+        return format_html('<a href="{}">{}</a>', url, text)
+
+    @admin.display(description="Papers", ordering="_papers")
     def papers(self, obj: Edition) -> int:
-        return Paper.objects.filter(batch_date=obj.date).count()
+        return int(getattr(obj, "_papers", 0))
 
     @admin.display(ordering="_sent")
-    def sent(self, obj: Edition) -> int:
-        return int(getattr(obj, "_sent", 0))
+    def sent(self, obj: Edition) -> str:
+        return self._deliveries_link(obj, Delivery.Status.SENT, self._count(obj, "sent"))
 
     @admin.display(ordering="_skipped")
-    def skipped(self, obj: Edition) -> int:
-        return int(getattr(obj, "_skipped", 0))
+    def skipped(self, obj: Edition) -> str:
+        return self._deliveries_link(obj, Delivery.Status.SKIPPED, self._count(obj, "skipped"))
 
     @admin.display(ordering="_failed")
-    def failed(self, obj: Edition) -> int:
-        return int(getattr(obj, "_failed", 0))
+    def failed(self, obj: Edition) -> str:
+        return self._deliveries_link(obj, Delivery.Status.FAILED, self._count(obj, "failed"))
 
     @admin.display(ordering="_queued")
-    def queued(self, obj: Edition) -> int:
-        return int(getattr(obj, "_queued", 0))
+    def queued(self, obj: Edition) -> str:
+        return self._deliveries_link(obj, Delivery.Status.QUEUED, self._count(obj, "queued"))
+
+    @admin.display(description="Sending now (or interrupted)")
+    def sending(self, obj: Edition) -> str:
+        return self._deliveries_link(obj, Delivery.Status.SENDING, self._count(obj, "sending"))
+
+    @admin.display(description="Why skipped")
+    def skip_reasons(self, obj: Edition) -> str:
+        reasons = (
+            obj.deliveries.filter(status=Delivery.Status.SKIPPED)
+            .values("skip_reason")
+            .annotate(n=Count("pk"))
+            .order_by("-n", "skip_reason")
+        )
+        lines = [(row["skip_reason"] or "no reason recorded", row["n"]) for row in reasons]
+        if not lines:
+            return "–"
+        return format_html_join(mark_safe("<br>"), "{}: {}", lines)
+
+    @admin.display(description="Deliveries")
+    def deliveries(self, obj: Edition) -> str:
+        return self._deliveries_link(obj, None, f"All deliveries of {obj.date.isoformat()}")
 
 
 class DeliveryPaperInline(admin.TabularInline[DeliveryPaper, Delivery]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.urls import reverse
 
@@ -21,3 +23,14 @@ def unsubscribe_url(subscriber: Subscriber) -> str:
 def manage_url(subscriber: Subscriber) -> str:
     token = make_token(subscriber, Purpose.MANAGE)
     return absolute(reverse("subscriptions:manage", args=[token]))
+
+
+def digest_path(subscriber: Subscriber, edition_date: dt.date) -> str:
+    """The site path of one sent digest; pages link with it, emails with `digest_url`."""
+    token = make_token(subscriber, Purpose.DIGEST, extra=edition_date.isoformat())
+    return reverse("digest_view", args=[token])
+
+
+def digest_url(subscriber: Subscriber, edition_date: dt.date) -> str:
+    """The "view in browser" copy of the digest of `edition_date`."""
+    return absolute(digest_path(subscriber, edition_date))

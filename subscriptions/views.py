@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from .services import subscriber_unsubscribe
-from .tokens import BadToken, Purpose, make_token, subscriber_for_token
+from .tokens import BadToken, Purpose, subscriber_for_token
 
 
 def _bad_link(request: HttpRequest) -> HttpResponse:
@@ -30,19 +29,3 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "subscriptions/unsubscribed.html", {"subscriber": subscriber})
     # GET changes nothing: mail scanners follow links.
     return render(request, "subscriptions/unsubscribe.html", {"subscriber": subscriber})
-
-
-@require_http_methods(["GET"])
-def manage(request: HttpRequest, token: str) -> HttpResponse:
-    try:
-        subscriber, _ = subscriber_for_token(token, Purpose.MANAGE)
-    except BadToken:
-        return _bad_link(request)
-    unsubscribe = reverse(
-        "subscriptions:unsubscribe", args=[make_token(subscriber, Purpose.UNSUBSCRIBE)]
-    )
-    return render(
-        request,
-        "subscriptions/manage.html",
-        {"subscriber": subscriber, "unsubscribe_url": unsubscribe},
-    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,22 @@ def _isolated_outbox(settings: Any, tmp_path: Path) -> None:
     settings.EMAIL_FILE_PATH = str(tmp_path / "outbox")
     settings.SITE_URL = "https://paperboy.example"
     settings.PAPERBOY_HF_URL = "https://huggingface.co"
+    # The admin tests log in a user; a slow password hash buys nothing in tests.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _tasks_run_inline() -> Iterator[None]:
+    """Queued tasks run in the test's process, even when REDIS_URL configures a broker (CI).
+
+    The test about the queue itself starts a real worker with an app of its own.
+    """
+    from paperboy.celery import app
+
+    saved = (app.conf.task_always_eager, app.conf.task_eager_propagates)
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
 
 
 @pytest.fixture

@@ -1,0 +1,167 @@
+"""The public signup form.
+
+Everything a stranger can type is checked here, with a message a person can act on,
+shown next to the field: nothing typed into this form can raise a 500. Two quiet traps
+catch simple bots (a honeypot field and a minimum time to fill the form in); a form that
+falls into one is not an error to show, the view just says "check your inbox" and does
+nothing (`looks_automated`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+
+from .models import Subscriber, normalise_email
+from .topics import MAX_INTEREST_LENGTH, MAX_INTERESTS, InvalidInterest, clean_interests
+
+MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path, less the angle brackets
+MIN_PAPERS, MAX_PAPERS, DEFAULT_PAPERS = 1, 20, 10
+# Room for MAX_INTERESTS phrases of MAX_INTEREST_LENGTH and their separators; anything
+# longer is not a list of topics, and is refused before it is parsed.
+MAX_TOPICS_TEXT = MAX_INTERESTS * (MAX_INTEREST_LENGTH + 2)
+
+HONEYPOT_FIELD = "website"
+STAMP_SALT = "paperboy.signup-form"
+
+_TOPIC_SEPARATORS = re.compile(r"[\n,]")
+# Right-to-left overrides and isolates would make a topic display as other text on the
+# settings page and in the digest's footer. (topics.clean_interest refuses the rest of the
+# control characters.)
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def min_seconds_to_submit() -> float:
+    """Humans take longer than this to fill the form in; tests set it lower."""
+    return float(getattr(settings, "PAPERBOY_SIGNUP_MIN_SECONDS", 2))
+
+
+def form_stamp(now: float | None = None) -> str:
+    """A signed 'the form was shown at' time, for a hidden field."""
+    shown_at = time.time() if now is None else now
+    return signing.Signer(salt=STAMP_SALT).sign(f"{shown_at:.3f}")
+
+
+def stamp_age(stamp: str, now: float | None = None) -> float | None:
+    """Seconds since the form carrying `stamp` was shown, or None if it is not ours."""
+    try:
+        shown_at = float(signing.Signer(salt=STAMP_SALT).unsign(stamp))
+    except (signing.BadSignature, ValueError):
+        return None
+    return (time.time() if now is None else now) - shown_at
+
+
+def split_topics(text: str) -> list[str]:
+    """One topic per line or comma-separated: what the textarea (or the chips) send."""
+    return _TOPIC_SEPARATORS.split(text)
+
+
+class SignupForm(forms.Form):
+    # A CharField rather than an EmailField: the address is normalised (IDN domains to
+    # punycode) before it is validated, and CR/LF are refused before anything strips them.
+    email = forms.CharField(
+        label="Email address",
+        strip=False,
+        max_length=MAX_EMAIL_LENGTH + 20,  # white space around a paste; checked exactly below
+        error_messages={
+            "required": "Enter your email address.",
+            "max_length": f"An email address has at most {MAX_EMAIL_LENGTH} characters.",
+        },
+    )
+    topics = forms.CharField(
+        label="Topics",
+        strip=False,
+        widget=forms.Textarea,
+        max_length=MAX_TOPICS_TEXT,
+        error_messages={
+            "required": "Add at least one topic, e.g. “diffusion” or “speech recognition”.",
+            "max_length": f"That is more text than {MAX_INTERESTS} topics can hold.",
+        },
+    )
+    frequency = forms.ChoiceField(
+        label="How often",
+        choices=Subscriber.Frequency.choices,
+        initial=Subscriber.Frequency.DAILY,
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": "Choose daily or weekly.",
+            "invalid_choice": "Choose daily or weekly.",
+        },
+    )
+    max_papers = forms.IntegerField(
+        label="Papers per email",
+        min_value=MIN_PAPERS,
+        max_value=MAX_PAPERS,
+        initial=DEFAULT_PAPERS,
+        error_messages={
+            "required": f"Choose a number from {MIN_PAPERS} to {MAX_PAPERS}.",
+            "invalid": f"Choose a number from {MIN_PAPERS} to {MAX_PAPERS}.",
+            "min_value": f"Choose a number from {MIN_PAPERS} to {MAX_PAPERS}.",
+            "max_value": f"At most {MAX_PAPERS} papers an email.",
+        },
+    )
+    # The traps. Rendered by hand in home.html: the honeypot is off-screen and hidden from
+    # screen readers, the stamp is a hidden input. They are read from the raw data by
+    # looks_automated(), never validated: a trapped bot must not see an error to fix.
+    website = forms.CharField(required=False)
+    started = forms.CharField(required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial.setdefault("started", form_stamp())
+
+    def looks_automated(self) -> bool:
+        """The honeypot is filled in, or the form came back too fast or without our stamp."""
+        if not self.is_bound:
+            return False
+        if str(self.data.get(HONEYPOT_FIELD, "")).strip():
+            return True
+        age = stamp_age(str(self.data.get("started", "")))
+        return age is None or age < min_seconds_to_submit()
+
+    def typed_email(self) -> str:
+        """The address as typed, tidied, to show on the next page even when not valid."""
+        raw = str(self.data.get("email", ""))
+        return normalise_email(" ".join(raw.split()))[:MAX_EMAIL_LENGTH]
+
+    def clean_email(self) -> str:
+        raw: str = self.cleaned_data["email"]
+        if "\r" in raw or "\n" in raw:
+            # A line break in an address is a header-injection attempt, never a typo.
+            raise ValidationError("An email address cannot contain line breaks.")
+        address = normalise_email(raw)
+        if not address:
+            raise ValidationError("Enter your email address.")
+        if len(address) > MAX_EMAIL_LENGTH:
+            raise ValidationError(f"An email address has at most {MAX_EMAIL_LENGTH} characters.")
+        EmailValidator(message="Enter an email address like name@example.org.")(address)
+        return address
+
+    def clean_topics(self) -> list[str]:
+        raw: str = self.cleaned_data["topics"]
+        if _BIDI_CONTROLS.search(raw):
+            raise ValidationError("Topics cannot contain text-direction control characters.")
+        try:
+            topics = clean_interests(split_topics(raw))
+        except InvalidInterest as exc:
+            raise ValidationError(str(exc)) from None
+        if not any(not topic.startswith("-") for topic in topics):
+            if topics:
+                raise ValidationError(
+                    "Add at least one topic to look for; a topic starting with “-” only "
+                    "leaves papers out."
+                )
+            raise ValidationError(self.fields["topics"].error_messages["required"])
+        return topics
+
+    def first_error_field(self) -> str | None:
+        """The first field (in page order) with an error, to put the cursor there."""
+        return next((name for name in self.fields if name in self.errors), None)

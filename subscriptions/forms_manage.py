@@ -1,0 +1,94 @@
+"""The manage page's settings form: topics, how often, how many papers."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
+
+from .manage import MAX_PAPERS, MIN_PAPERS, weekly_day_name
+from .models import Subscriber
+from .topics import MAX_INTEREST_LENGTH, MAX_INTERESTS, InvalidInterest, clean_interests
+
+# One topic per line; commas separate too, because people paste "a, b, c" (as on signup).
+_TOPIC_SEPARATORS = re.compile(r"[\n,]")
+# Direction overrides would make a topic show as other text here and in the digest.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# Room for the most topics and their separators; longer text is refused unparsed.
+MAX_TOPICS_TEXT = MAX_INTERESTS * (MAX_INTEREST_LENGTH + 2)
+
+
+def split_topics(text: str) -> list[str]:
+    return _TOPIC_SEPARATORS.split(text)
+
+
+class DigestSettingsForm(forms.Form):
+    topics = forms.CharField(
+        label="Topics",
+        required=False,  # an empty box gets our own message, not "This field is required."
+        strip=False,
+        max_length=MAX_TOPICS_TEXT,
+        error_messages={"max_length": f"That is more text than {MAX_INTERESTS} topics can hold."},
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "autocapitalize": "none"}),
+        help_text="One per line. Start a line with “-” to leave out papers that "
+        "mention it, e.g. -survey.",
+    )
+    frequency = forms.ChoiceField(
+        label="How often", choices=Subscriber.Frequency.choices, widget=forms.RadioSelect
+    )
+    max_papers = forms.IntegerField(
+        label="Papers per email",
+        min_value=MIN_PAPERS,
+        max_value=MAX_PAPERS,
+        help_text=f"{MIN_PAPERS} to {MAX_PAPERS}; the best matches come first.",
+        error_messages={
+            "required": f"Choose a number from {MIN_PAPERS} to {MAX_PAPERS}.",
+            "invalid": f"Choose a number from {MIN_PAPERS} to {MAX_PAPERS}.",
+            "min_value": f"Choose a number from {MIN_PAPERS} to {MAX_PAPERS}.",
+            "max_value": f"Choose a number from {MIN_PAPERS} to {MAX_PAPERS}.",
+        },
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Say which day a weekly digest comes: a setting, so not known at import time.
+        field = self.fields["frequency"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [
+            (Subscriber.Frequency.DAILY.value, "Daily"),
+            (Subscriber.Frequency.WEEKLY.value, f"Weekly, on {weekly_day_name()}s"),
+        ]
+
+    @classmethod
+    def for_subscriber(cls, subscriber: Subscriber) -> DigestSettingsForm:
+        return cls(
+            initial={
+                "topics": "\n".join(subscriber.interests),
+                "frequency": subscriber.frequency,
+                "max_papers": subscriber.max_papers,
+            }
+        )
+
+    def clean_topics(self) -> list[str]:
+        raw: str = self.cleaned_data["topics"]
+        if _BIDI_CONTROLS.search(raw):
+            raise forms.ValidationError("Topics cannot contain text-direction control characters.")
+        try:
+            topics = clean_interests(split_topics(raw))
+        except InvalidInterest as exc:
+            raise forms.ValidationError(str(exc)) from None
+        if not any(not topic.startswith("-") for topic in topics):
+            # Exclusions alone match nothing: every digest would be skipped.
+            raise forms.ValidationError(
+                "Add at least one topic to look for; a “-” topic only leaves papers out."
+                if topics
+                else "Add at least one topic."
+            )
+        return topics
+
+    def first_error(self) -> str:
+        """One line for the preview, which sits away from the fields."""
+        for errors in self.errors.values():
+            return str(errors[0])
+        return ""

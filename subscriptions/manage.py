@@ -1,0 +1,272 @@
+"""The subscriber's own page: change the digest, pause it, look back, take the data, leave.
+
+Plain functions the manage views call. Reads (preview, recent digests, export) never
+write, because mail scanners and link previewers follow every GET; every write is a
+function of its own, reached only by a POST.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Max, Q, QuerySet
+from django.utils import timezone
+
+from digest.emails import PaperEntry, long_date, paper_entry
+from digest.models import Delivery, Paper
+from digest.planning import SKIP_NO_PAPERS, candidate_papers, subscriber_preview
+
+from .links import digest_path
+from .models import EmailEvent, Subscriber
+from .topics import clean_interests
+
+MIN_PAPERS, MAX_PAPERS = 1, 20
+RECENT_DIGESTS = 10
+
+
+# --- Settings and status ----------------------------------------------------------------
+
+
+def subscriber_settings_update(
+    *, subscriber: Subscriber, interests: Sequence[str], frequency: str, max_papers: int
+) -> None:
+    """Save what the subscriber chose. The next planned digest uses it; one already
+    matched today keeps the papers it was given."""
+    if frequency not in Subscriber.Frequency.values:
+        raise ValueError(f"unknown frequency {frequency!r}")
+    if not MIN_PAPERS <= max_papers <= MAX_PAPERS:
+        raise ValueError(f"max_papers must be {MIN_PAPERS}–{MAX_PAPERS}, not {max_papers}")
+    subscriber.interests = clean_interests(interests)  # the form cleaned them; others may not
+    subscriber.frequency = frequency
+    subscriber.max_papers = max_papers
+    subscriber.save(update_fields=["interests", "frequency", "max_papers"])
+
+
+def subscriber_pause(*, subscriber: Subscriber) -> bool:
+    """active → paused; True if it changed. Planning only picks active subscribers, and a
+    send re-checks the status, so a paused subscriber gets nothing from now on."""
+    changed = Subscriber.objects.filter(pk=subscriber.pk, status=Subscriber.Status.ACTIVE).update(
+        status=Subscriber.Status.PAUSED
+    )
+    subscriber.refresh_from_db(fields=["status"])
+    return changed == 1
+
+
+def subscriber_can_resume(subscriber: Subscriber) -> bool:
+    """Paused, or unsubscribed after having confirmed the address once.
+
+    The manage link only travels in digests, which go to confirmed addresses, so holding
+    it is proof enough to come back. An address never confirmed has to sign up again, and
+    a suppressed one (bounces, complaints) only comes back when the operator lifts it.
+    """
+    if subscriber.status == Subscriber.Status.PAUSED:
+        return True
+    return subscriber.status == Subscriber.Status.UNSUBSCRIBED and bool(subscriber.confirmed_at)
+
+
+def subscriber_resume(*, subscriber: Subscriber) -> bool:
+    """paused or unsubscribed → active, keeping confirmed_at; True if it changed."""
+    changed = (
+        Subscriber.objects.filter(pk=subscriber.pk)
+        .filter(
+            Q(status=Subscriber.Status.PAUSED)
+            | Q(status=Subscriber.Status.UNSUBSCRIBED, confirmed_at__isnull=False)
+        )
+        .update(status=Subscriber.Status.ACTIVE, unsubscribed_at=None)
+    )
+    subscriber.refresh_from_db(fields=["status", "unsubscribed_at"])
+    return changed == 1
+
+
+def weekly_day_name() -> str:
+    return calendar.day_name[settings.PAPERBOY_WEEKLY_WEEKDAY - 1]
+
+
+# --- Preview ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a digest from the latest papers would hold with some settings."""
+
+    date: dt.date | None  # the latest day with papers; None before the first scrape
+    period: str  # "Tuesday, 10 March 2026", or "4–10 March 2026" for a weekly digest
+    papers: list[PaperEntry]
+    candidates: int  # papers the digest chose from
+    reason: str  # why it would be empty; "" when it has papers
+
+    @property
+    def no_papers_yet(self) -> bool:
+        return self.date is None
+
+
+def preview_date() -> dt.date | None:
+    """The latest edition date that has papers: the day the next digest is most like."""
+    latest: dt.date | None = Paper.objects.aggregate(latest=Max("batch_date"))["latest"]
+    return latest
+
+
+def _period(date: dt.date, frequency: str) -> str:
+    if frequency != Subscriber.Frequency.WEEKLY:
+        return long_date(date)
+    start = date - dt.timedelta(days=6)
+    if start.month == date.month:
+        return f"{start.day}–{date.day} {date:%B %Y}"
+    if start.year == date.year:
+        return f"{start.day} {start:%B} – {date.day} {date:%B %Y}"
+    return f"{start.day} {start:%B %Y} – {date.day} {date:%B %Y}"
+
+
+def digest_preview(
+    *, subscriber: Subscriber, interests: Sequence[str], frequency: str, max_papers: int
+) -> Preview:
+    """The digest the subscriber would get from the latest papers with these settings.
+
+    Computed on an unsaved copy of the subscriber, so what they are typing is never
+    stored; papers already sent to them by other editions stay out, as they would.
+    """
+    date = preview_date()
+    if date is None:
+        return Preview(None, "", [], 0, SKIP_NO_PAPERS)
+    draft = Subscriber(
+        id=subscriber.id,
+        key=subscriber.key,
+        email=subscriber.email,
+        status=subscriber.status,
+        interests=list(interests),
+        frequency=frequency,
+        max_papers=max_papers,
+    )
+    items, reason = subscriber_preview(subscriber=draft, date=date)
+    return Preview(
+        date=date,
+        period=_period(date, frequency),
+        papers=[paper_entry(item) for item in items],
+        candidates=candidate_papers(date, frequency).count(),
+        reason=reason,
+    )
+
+
+# --- Past digests -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SentDigest:
+    edition_date: dt.date
+    sent_at: dt.datetime | None
+    papers: int
+    path: str  # the view-in-browser page
+
+
+def subscriber_recent_digests(
+    *, subscriber: Subscriber, limit: int = RECENT_DIGESTS
+) -> list[SentDigest]:
+    """The digests that reached them, newest first."""
+    rows = (
+        Delivery.objects.filter(subscriber=subscriber, status=Delivery.Status.SENT)
+        .annotate(n_papers=Count("items"))
+        .order_by("-edition__date")
+        .values_list("edition__date", "sent_at", "n_papers")[:limit]
+    )
+    return [
+        SentDigest(edition_date=day, sent_at=sent_at, papers=n, path=digest_path(subscriber, day))
+        for day, sent_at, n in rows
+    ]
+
+
+def subscriber_sent_count(*, subscriber: Subscriber) -> int:
+    return Delivery.objects.filter(subscriber=subscriber, status=Delivery.Status.SENT).count()
+
+
+def sent_delivery(*, subscriber: Subscriber, edition_date: dt.date) -> Delivery | None:
+    """Their delivery of that edition, if it was sent: only a sent digest can be viewed."""
+    return (
+        Delivery.objects.select_related("edition", "subscriber")
+        .filter(subscriber=subscriber, edition__date=edition_date, status=Delivery.Status.SENT)
+        .first()
+    )
+
+
+# --- Their data -------------------------------------------------------------------------
+
+
+def _when(value: dt.datetime | dt.date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _events(subscriber: Subscriber) -> QuerySet[EmailEvent]:
+    # Events the ESP reported for their address, linked to the row or not (an event can
+    # arrive before the row existed, or name the address only).
+    return EmailEvent.objects.filter(Q(subscriber=subscriber) | Q(recipient=subscriber.email))
+
+
+def subscriber_export(*, subscriber: Subscriber) -> dict[str, Any]:
+    """Everything Paperboy keeps about them, as plain JSON-ready values."""
+    deliveries = (
+        Delivery.objects.filter(subscriber=subscriber)
+        .select_related("edition")
+        .prefetch_related("items__paper")
+        .order_by("-edition__date")
+    )
+    return {
+        "exported_at": timezone.now().isoformat(),
+        "subscriber": {
+            "email": subscriber.email,
+            "status": subscriber.status,
+            "topics": list(subscriber.interests),
+            "frequency": subscriber.frequency,
+            "max_papers": subscriber.max_papers,
+            "created_at": _when(subscriber.created_at),
+            "confirmation_sent_at": _when(subscriber.confirmation_sent_at),
+            "confirmed_at": _when(subscriber.confirmed_at),
+            "unsubscribed_at": _when(subscriber.unsubscribed_at),
+            "suppressed_at": _when(subscriber.suppressed_at),
+            "suppressed_reason": subscriber.suppressed_reason,
+            "soft_bounces": subscriber.soft_bounces,
+        },
+        "deliveries": [
+            {
+                "edition_date": _when(delivery.edition.date),
+                "status": delivery.status,
+                "sent_at": _when(delivery.sent_at),
+                "skip_reason": delivery.skip_reason,
+                "message_id": delivery.message_id,
+                "papers": [
+                    {
+                        "rank": item.rank,
+                        "arxiv_id": item.paper.arxiv_id,
+                        "title": item.paper.title,
+                        "url": item.paper.arxiv_url,
+                        "reasons": item.reasons,
+                    }
+                    for item in sorted(delivery.items.all(), key=lambda i: i.rank)
+                ],
+            }
+            for delivery in deliveries
+        ],
+        "email_events": [
+            {
+                "type": event.event_type,
+                "occurred_at": _when(event.occurred_at),
+                "received_at": _when(event.received_at),
+                "description": event.description,
+                "outcome": event.outcome,
+            }
+            for event in _events(subscriber).order_by("received_at")
+        ],
+    }
+
+
+@transaction.atomic
+def subscriber_delete(*, subscriber: Subscriber) -> None:
+    """Delete the subscriber and everything about them: deliveries and their papers go
+    with the row (CASCADE); ESP events are kept by SET_NULL and name the address, so they
+    go explicitly."""
+    _events(subscriber).delete()
+    Subscriber.objects.filter(pk=subscriber.pk).delete()

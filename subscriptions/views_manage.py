@@ -1,0 +1,188 @@
+"""The manage page, linked from every digest, and what it posts to.
+
+The signed manage token in the URL is the credential; the forms still carry a CSRF
+token, because this is an ordinary page a browser fills in (only the RFC 8058
+unsubscribe POST goes without). Every response is `never_cache`: the pages hold
+personal settings, and Back after a delete must not bring them up again.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from .forms_manage import DigestSettingsForm
+from .manage import (
+    Preview,
+    digest_preview,
+    subscriber_can_resume,
+    subscriber_delete,
+    subscriber_export,
+    subscriber_pause,
+    subscriber_recent_digests,
+    subscriber_resume,
+    subscriber_sent_count,
+    subscriber_settings_update,
+)
+from .models import Subscriber
+from .tokens import BadToken, Purpose, make_token, subscriber_for_token
+
+ManageView = Callable[[HttpRequest, Subscriber, str], HttpResponse]
+
+
+def with_manage_token(view: ManageView) -> Callable[[HttpRequest, str], HttpResponse]:
+    """Resolve the token to its subscriber, or show the friendly bad-link page (400)."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, token: str) -> HttpResponse:
+        try:
+            subscriber, _ = subscriber_for_token(token, Purpose.MANAGE)
+        except BadToken:
+            return render(request, "subscriptions/bad_link.html", status=400)
+        return view(request, subscriber, token)
+
+    return never_cache(wrapped)
+
+
+def _urls(subscriber: Subscriber, token: str) -> dict[str, str]:
+    def url(name: str) -> str:
+        return reverse(f"subscriptions:{name}", args=[token])
+
+    return {
+        "manage_url": url("manage"),
+        "preview_url": url("manage_preview"),
+        "pause_url": url("manage_pause"),
+        "resume_url": url("manage_resume"),
+        "export_url": url("manage_export"),
+        "delete_url": url("manage_delete"),
+        "unsubscribe_url": reverse(
+            "subscriptions:unsubscribe", args=[make_token(subscriber, Purpose.UNSUBSCRIBE)]
+        ),
+    }
+
+
+def _preview(subscriber: Subscriber, form: DigestSettingsForm) -> dict[str, Any]:
+    """The preview's context: from the form's values when they are valid."""
+    if not form.is_valid():
+        return {"preview": None, "preview_error": form.first_error()}
+    data = form.cleaned_data
+    preview: Preview = digest_preview(
+        subscriber=subscriber,
+        interests=data["topics"],
+        frequency=data["frequency"],
+        max_papers=data["max_papers"],
+    )
+    return {"preview": preview, "preview_error": ""}
+
+
+def _saved_form(subscriber: Subscriber) -> DigestSettingsForm:
+    """The saved settings as a bound form, so the preview of them goes through the same
+    cleaning as what the subscriber types."""
+    initial = DigestSettingsForm.for_subscriber(subscriber).initial
+    return DigestSettingsForm(data=initial)
+
+
+def _page(
+    request: HttpRequest,
+    subscriber: Subscriber,
+    token: str,
+    form: DigestSettingsForm | None = None,
+) -> HttpResponse:
+    shown = form or DigestSettingsForm.for_subscriber(subscriber)
+    context = {
+        "subscriber": subscriber,
+        "form": shown,
+        "unsaved": form is not None,  # the page shows what they typed, not what is saved
+        "can_resume": subscriber_can_resume(subscriber),
+        "digests": subscriber_recent_digests(subscriber=subscriber),
+        **_preview(subscriber, form or _saved_form(subscriber)),
+        **_urls(subscriber, token),
+    }
+    return render(request, "subscriptions/manage.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@with_manage_token
+def manage(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpResponse:
+    if request.method == "GET":
+        return _page(request, subscriber, token)
+    form = DigestSettingsForm(data=request.POST)
+    # "Preview" without JavaScript: show the page with the preview, save nothing.
+    if request.POST.get("action") == "preview" or not form.is_valid():
+        return _page(request, subscriber, token, form)
+    subscriber_settings_update(
+        subscriber=subscriber,
+        interests=form.cleaned_data["topics"],
+        frequency=form.cleaned_data["frequency"],
+        max_papers=form.cleaned_data["max_papers"],
+    )
+    messages.success(request, "Saved. Your next digest uses these settings.")
+    return redirect("subscriptions:manage", token=token)
+
+
+@require_http_methods(["GET", "POST"])
+@with_manage_token
+def manage_preview(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpResponse:
+    """The preview as an HTML fragment, for the page's script. Writes nothing, so a GET
+    (with the settings in the query, or none for the saved ones) is fine too."""
+    values = request.POST if request.method == "POST" else request.GET
+    form = DigestSettingsForm(data=values) if "topics" in values else _saved_form(subscriber)
+    return render(request, "subscriptions/manage_preview.html", _preview(subscriber, form))
+
+
+@require_http_methods(["POST"])
+@with_manage_token
+def manage_pause(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpResponse:
+    # No message: the page's paused banner, with its Resume button, says it.
+    subscriber_pause(subscriber=subscriber)
+    return redirect("subscriptions:manage", token=token)
+
+
+@require_http_methods(["POST"])
+@with_manage_token
+def manage_resume(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpResponse:
+    was = subscriber.status
+    if subscriber_resume(subscriber=subscriber):
+        if was == Subscriber.Status.UNSUBSCRIBED:
+            messages.success(request, "Welcome back. Your digests start again.")
+        else:
+            messages.success(request, "Resumed. Your next digest comes as usual.")
+    return redirect("subscriptions:manage", token=token)
+
+
+@require_http_methods(["GET"])
+@with_manage_token
+def manage_export(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpResponse:
+    data = subscriber_export(subscriber=subscriber)
+    response = HttpResponse(
+        json.dumps(data, indent=2, ensure_ascii=False) + "\n",
+        content_type="application/json; charset=utf-8",
+    )
+    filename = f"paperboy-data-{timezone.now():%Y-%m-%d}.json"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@with_manage_token
+def manage_delete(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpResponse:
+    if request.method == "GET":  # the confirm step; the POST below deletes
+        context = {
+            "subscriber": subscriber,
+            "digests_sent": subscriber_sent_count(subscriber=subscriber),
+            **_urls(subscriber, token),
+        }
+        return render(request, "subscriptions/manage_delete.html", context)
+    masked = subscriber.masked_email
+    subscriber_delete(subscriber=subscriber)
+    return render(request, "subscriptions/manage_deleted.html", {"masked_email": masked})

@@ -1,0 +1,195 @@
+"""The home page with the signup form, "check your inbox", and confirmation links.
+
+Views are thin: the form checks what was typed, subscriptions/signup.py does the rest.
+"""
+
+from __future__ import annotations
+
+from email.utils import parseaddr
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+
+from .forms import MAX_PAPERS, MIN_PAPERS, SignupForm
+from .links import manage_url
+from .ratelimit import RateLimited, client_key
+from .signup import (
+    REQUESTS_PER_ADDRESS,
+    LinkState,
+    confirm_link_read,
+    home_sample,
+    subscriber_confirm,
+    subscriber_resend,
+    subscriber_signup,
+    topic_suggestions,
+)
+from .tokens import CONFIRM_MAX_AGE, BadToken
+from .topics import MAX_INTERESTS
+
+# The address typed into the form, for the "check your inbox" page: in the session, not
+# the URL (no email address in any URL, where logs and referrers would keep it).
+SESSION_EMAIL = "paperboy.signup.email"
+SUGGESTIONS_VISIBLE = 8
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The key to rate-limit this client by.
+
+    REMOTE_ADDR is the peer of this process. Behind a reverse proxy it is the proxy's
+    address, and every visitor would share one limit: there, have the proxy (or a small
+    middleware that trusts only your proxy's hops) set REMOTE_ADDR from the client's
+    address. X-Forwarded-For is never read here, since any client can send one.
+    """
+    return client_key(request.META.get("REMOTE_ADDR", ""))
+
+
+def _home(request: HttpRequest, form: SignupForm) -> HttpResponse:
+    suggestions = topic_suggestions()
+    context: dict[str, Any] = {
+        "form": form,
+        "sample": home_sample(),
+        "suggestions": suggestions,
+        "popular": suggestions[:SUGGESTIONS_VISIBLE],
+        "min_papers": MIN_PAPERS,
+        "max_papers": MAX_PAPERS,
+        "max_topics": MAX_INTERESTS,
+        **_schedule(),
+    }
+    return render(request, "subscriptions/home.html", context)
+
+
+def _schedule() -> dict[str, str]:
+    """When digests go out, in words, for the pages that promise them."""
+    weekdays = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+    return {
+        "send_time": f"{settings.PAPERBOY_SEND_HOUR_UTC:02d}:"
+        f"{settings.PAPERBOY_SEND_MINUTE_UTC:02d} UTC",
+        "weekly_day": weekdays[settings.PAPERBOY_WEEKLY_WEEKDAY - 1],
+    }
+
+
+def _too_many(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+    minutes = max(1, round(exc.retry_after / 60))
+    hours = round(minutes / 60)
+    context = {
+        "per_address": exc.limit == REQUESTS_PER_ADDRESS,
+        "wait": f"{minutes} minute{'s' if minutes != 1 else ''}"
+        if minutes < 90
+        else f"about {hours} hours",
+    }
+    response = render(request, "subscriptions/signup_too_many.html", context, status=429)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def _check_inbox(request: HttpRequest, email: str) -> HttpResponseRedirect:
+    # Post/redirect/get: reloading the next page does not sign up again.
+    request.session[SESSION_EMAIL] = email
+    return redirect("subscriptions:signup_check_inbox")
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def home(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return _home(request, SignupForm())
+    form = SignupForm(request.POST)
+    if form.looks_automated():
+        # The same page a person gets, and nothing created or sent: no hint to tune a bot.
+        return _check_inbox(request, form.typed_email())
+    if not form.is_valid():
+        return _home(request, form)
+    data = form.cleaned_data
+    try:
+        subscriber_signup(
+            email=data["email"],
+            interests=data["topics"],
+            frequency=data["frequency"],
+            max_papers=data["max_papers"],
+            ip=client_ip(request),
+        )
+    except RateLimited as exc:
+        return _too_many(request, exc)
+    return _check_inbox(request, data["email"])
+
+
+@require_http_methods(["GET", "HEAD"])
+def signup_check_inbox(request: HttpRequest) -> HttpResponse:
+    context = {
+        "email": request.session.get(SESSION_EMAIL, ""),
+        "sent_again": request.GET.get("again") == "1",
+        "valid_days": CONFIRM_MAX_AGE.days,
+    }
+    return render(request, "subscriptions/signup_check_inbox.html", context)
+
+
+@require_POST
+def signup_resend(request: HttpRequest) -> HttpResponse:
+    """The check-inbox page's "Send it again", for the address this browser typed."""
+    email = request.session.get(SESSION_EMAIL, "")
+    if not email:
+        return redirect("subscriptions:home")
+    try:
+        subscriber_resend(email=email, ip=client_ip(request))
+    except RateLimited as exc:
+        return _too_many(request, exc)
+    return HttpResponseRedirect(reverse("subscriptions:signup_check_inbox") + "?again=1")
+
+
+def _bad_link(request: HttpRequest) -> HttpResponse:
+    return render(request, "subscriptions/bad_link.html", status=400)
+
+
+_CONFIRM_PAGES = {
+    LinkState.READY: "subscriptions/confirm.html",
+    LinkState.EXPIRED: "subscriptions/confirm_expired.html",
+    LinkState.CONFIRMED: "subscriptions/confirmed.html",
+    LinkState.CLOSED: "subscriptions/confirm_closed.html",
+}
+
+
+# No CSRF token: the signed token in the URL is the credential, and a mail app's browser
+# may open the link without the cookie the token would need. Forging this POST gains
+# nothing, since it only confirms the holder's own address.
+@csrf_exempt
+@require_http_methods(["GET", "HEAD", "POST"])
+def confirm(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        link = confirm_link_read(token=token)
+    except BadToken:
+        return _bad_link(request)
+    state, just_confirmed = link.state, False
+    # GET changes nothing: mail scanners follow links. Only the button confirms.
+    if request.method == "POST" and state is LinkState.READY:
+        state = subscriber_confirm(subscriber=link.subscriber)
+        just_confirmed = state is LinkState.CONFIRMED
+    context: dict[str, Any] = {
+        "subscriber": link.subscriber,
+        "token": token,
+        "just_confirmed": just_confirmed,
+        "valid_days": CONFIRM_MAX_AGE.days,
+    }
+    if state is LinkState.CONFIRMED:
+        context["manage_url"] = manage_url(link.subscriber)
+        # "Add us to your contacts": the bare address, as a person would type it in.
+        context["from_address"] = parseaddr(settings.PAPERBOY_FROM_EMAIL)[1]
+        context.update(_schedule())
+    return render(request, _CONFIRM_PAGES[state], context)
+
+
+@require_POST
+def confirm_resend(request: HttpRequest, token: str) -> HttpResponse:
+    """The expired-link page's "Email me a new link": the old link proves the address."""
+    try:
+        link = confirm_link_read(token=token)
+    except BadToken:
+        return _bad_link(request)
+    try:
+        subscriber_resend(email=link.subscriber.email, ip=client_ip(request))
+    except RateLimited as exc:
+        return _too_many(request, exc)
+    return _check_inbox(request, link.subscriber.email)

@@ -1,0 +1,230 @@
+"""Rate limits on the signup form: the counter itself, and what a person over it sees."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from subscriptions import ratelimit
+from subscriptions.forms import form_stamp
+from subscriptions.models import Subscriber
+from subscriptions.ratelimit import Limit, RateLimited, check, client_key, cooldown, hit
+from subscriptions.signup import REQUESTS_PER_ADDRESS, SIGNUP_PER_IP
+from tests.smtp_server import Mailbox
+
+REDIS_TEST_URL = "redis://127.0.0.1:6379/12"
+TEN_MINUTES = Limit("test", count=3, seconds=600)
+WINDOW_START = 1_773_100_200.0  # 2026-03-09 23:50 UTC, where a ten-minute window starts
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    cache.clear()
+    yield
+    cache.clear()
+
+
+# --- The counter ------------------------------------------------------------------------
+
+
+def test_hits_are_counted_per_window() -> None:
+    assert [hit(limit=TEN_MINUTES, key="k", now=WINDOW_START + s) for s in (0, 10, 599)] == [
+        1,
+        2,
+        3,
+    ]
+    # The next window starts again from one.
+    assert hit(limit=TEN_MINUTES, key="k", now=WINDOW_START + 600) == 1
+    assert hit(limit=TEN_MINUTES, key="k", now=WINDOW_START + 1199) == 2
+
+
+def test_check_raises_over_the_limit_until_the_window_ends() -> None:
+    for _ in range(3):
+        check(limit=TEN_MINUTES, key="k", now=WINDOW_START + 100)
+
+    with pytest.raises(RateLimited) as over:
+        check(limit=TEN_MINUTES, key="k", now=WINDOW_START + 100)
+    assert over.value.limit == TEN_MINUTES
+    assert over.value.retry_after == 500
+    # Trying again and again does not help, nor reopen the window early.
+    with pytest.raises(RateLimited):
+        check(limit=TEN_MINUTES, key="k", now=WINDOW_START + 599)
+    check(limit=TEN_MINUTES, key="k", now=WINDOW_START + 600)
+
+
+def test_keys_and_limits_are_counted_apart() -> None:
+    other = Limit("other", count=3, seconds=600)
+    for _ in range(3):
+        check(limit=TEN_MINUTES, key="alice", now=WINDOW_START)
+    check(limit=TEN_MINUTES, key="bob", now=WINDOW_START)
+    check(limit=other, key="alice", now=WINDOW_START)
+    with pytest.raises(RateLimited):
+        check(limit=TEN_MINUTES, key="alice", now=WINDOW_START)
+
+
+def test_an_evicted_counter_starts_again() -> None:
+    with mock.patch.object(ratelimit.cache, "incr", side_effect=ValueError("gone")):
+        assert hit(limit=TEN_MINUTES, key="k", now=WINDOW_START) == 1
+
+
+@pytest.fixture
+def locmem_cache(settings: Any) -> None:
+    """These tests look inside, or move the clock of, Django's in-memory cache."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+@pytest.mark.usefixtures("locmem_cache")
+def test_cache_keys_hold_no_address() -> None:
+    hit(limit=TEN_MINUTES, key="alice@example.org")
+    keys = list(cache._cache.keys())  # type: ignore[attr-defined]  # LocMem's own dict
+    assert keys and not any("alice" in key for key in keys)
+
+
+@pytest.mark.usefixtures("locmem_cache")
+def test_a_cooldown_lets_one_through_per_period() -> None:
+    assert cooldown(name="notice", key="alice@example.org", seconds=600)
+    assert not cooldown(name="notice", key="alice@example.org", seconds=600)
+    assert cooldown(name="notice", key="bob@example.org", seconds=600)
+    # LocMem expires by the wall clock: eleven minutes later, one more.
+    later = time.time() + 660
+    with mock.patch("django.core.cache.backends.locmem.time.time", return_value=later):
+        assert cooldown(name="notice", key="alice@example.org", seconds=600)
+
+
+@pytest.mark.parametrize(
+    ("remote_addr", "key"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff::1", "2001:db8:1:2::/64"),  # the same household
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("", "unknown"),
+        ("not an ip", "not an ip"),
+    ],
+)
+def test_clients_are_counted_by_address_or_ipv6_network(remote_addr: str, key: str) -> None:
+    assert client_key(remote_addr) == key
+
+
+def test_the_counter_is_atomic_on_redis(settings: Any) -> None:
+    """Twenty threads at once on the production cache: every hit counted exactly once."""
+    redis = pytest.importorskip("redis")
+    try:
+        redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"no Redis at {REDIS_TEST_URL}: {exc}")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_TEST_URL,
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        }
+    }
+    limit = Limit("race", count=10, seconds=600)
+    counts: list[int] = []
+    start = threading.Barrier(20)
+
+    def worker() -> None:
+        start.wait()
+        counts.append(hit(limit=limit, key="203.0.113.7", now=WINDOW_START))
+
+    threads = [threading.Thread(target=worker) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(counts) == list(range(1, 21))
+    assert cooldown(name="race", key="x", seconds=5)
+    assert not cooldown(name="race", key="x", seconds=5)
+    cache.clear()
+
+
+# --- Over the limit on the site ---------------------------------------------------------
+
+
+def signup_data(email: str) -> dict[str, str]:
+    return {
+        "email": email,
+        "topics": "diffusion",
+        "frequency": "daily",
+        "max_papers": "10",
+        "started": form_stamp(now=time.time() - 60),
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_five_signups_per_ip_then_a_friendly_429(client: Client, smtp_server: Mailbox) -> None:
+    assert SIGNUP_PER_IP.count == 5 and SIGNUP_PER_IP.seconds == 600
+    for n in range(5):
+        response = client.post("/", signup_data(f"reader{n}@example.org"), REMOTE_ADDR="192.0.2.1")
+        assert response.status_code == 302
+
+    response = client.post("/", signup_data("reader5@example.org"), REMOTE_ADDR="192.0.2.1")
+
+    assert response.status_code == 429
+    assert 1 <= int(response["Retry-After"]) <= 600
+    page = response.content.decode()
+    assert "Let’s take a short break" in page
+    assert "a lot of sign-ups from your network" in page
+    assert "Please try again in" in page
+    assert not Subscriber.objects.filter(email="reader5@example.org").exists()
+    assert len(smtp_server.messages) == 5
+    # Someone else, elsewhere, is not held up.
+    other = client.post("/", signup_data("reader5@example.org"), REMOTE_ADDR="192.0.2.2")
+    assert other.status_code == 302
+
+
+@pytest.mark.django_db(transaction=True)
+def test_three_requests_per_address_a_day_then_429(client: Client) -> None:
+    assert REQUESTS_PER_ADDRESS.count == 3 and REQUESTS_PER_ADDRESS.seconds == 24 * 3600
+    for n in range(3):
+        response = client.post("/", signup_data("dave@example.org"), REMOTE_ADDR=f"192.0.2.{n}")
+        assert response.status_code == 302
+
+    # From a fourth network, and spelled differently: the same address.
+    response = client.post("/", signup_data(" DAVE@example.org"), REMOTE_ADDR="198.51.100.1")
+
+    assert response.status_code == 429
+    page = response.content.decode()
+    assert "several requests for this address today" in page
+    assert "dave@example.org" not in page
+    # "Send it again" counts against the same address.
+    assert client.post("/signup/resend", REMOTE_ADDR="198.51.100.2").status_code == 429
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_address_limit_says_nothing_about_the_address(
+    client: Client, make_subscriber: Any
+) -> None:
+    """Counted on every request, whatever the state: a 429 comes at the same try for all."""
+    make_subscriber("active@example.org", ["a"])
+    make_subscriber("bounced@example.org", ["a"], status=Subscriber.Status.SUPPRESSED)
+    for n, email in enumerate(["new@example.org", "active@example.org", "bounced@example.org"]):
+        codes = [
+            client.post("/", signup_data(email), REMOTE_ADDR=f"10.{n}.0.{i}").status_code
+            for i in range(4)
+        ]
+        assert codes == [302, 302, 302, 429], email
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bots_and_bad_forms_do_not_use_up_a_persons_tries(client: Client) -> None:
+    for _ in range(10):
+        client.post(
+            "/", {**signup_data("dave@example.org"), "website": "x"}, REMOTE_ADDR="192.0.2.1"
+        )
+        client.post("/", signup_data("not an address"), REMOTE_ADDR="192.0.2.1")
+
+    response = client.post("/", signup_data("dave@example.org"), REMOTE_ADDR="192.0.2.1")
+
+    assert response.status_code == 302
+    assert Subscriber.objects.filter(email="dave@example.org").exists()
