@@ -18,14 +18,12 @@ from dataclasses import dataclass, field
 
 from django import forms
 from django.core.mail import get_connection
-from django.db.models import Max
 from django.utils import timezone
 
 from subscriptions.models import Subscriber
 
 from .emails import RenderedEmail, build_message, digest_headers, render_digest_for
-from .models import Paper
-from .planning import due_frequencies, subscriber_preview
+from .planning import due_frequencies, latest_paper_date, subscriber_preview
 
 logger = logging.getLogger(__name__)
 
@@ -33,12 +31,6 @@ TEST_SUBJECT_PREFIX = "[Test] "
 # Statuses whose owner confirmed the address and has not left: the only ones a test
 # digest goes to (a pending address is sent nothing but its confirmation email).
 RECEIVING = (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED)
-
-
-def latest_paper_date() -> dt.date | None:
-    """The latest day that has papers: the edition a preview is most useful for."""
-    latest: dt.date | None = Paper.objects.aggregate(latest=Max("batch_date"))["latest"]
-    return latest
 
 
 def default_digest_date() -> dt.date:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
 from subscriptions.models import Subscriber
@@ -31,6 +31,12 @@ MATCH_CHUNK = 500
 SKIP_NO_TOPICS = "no topics to match"
 SKIP_NOTHING_MATCHED = "nothing matched their topics"
 SKIP_NO_PAPERS = "no papers in this edition"
+
+
+def latest_paper_date() -> dt.date | None:
+    """The latest day that has papers: the edition a preview is most like."""
+    latest: dt.date | None = Paper.objects.aggregate(latest=Max("batch_date"))["latest"]
+    return latest
 
 
 def due_frequencies(date: dt.date) -> list[str]:

@@ -38,7 +38,7 @@ from .models import Delivery
 
 logger = logging.getLogger(__name__)
 
-SKIP_LEFT = "unsubscribed or suppressed before sending"
+SKIP_LEFT = "no longer active when it was due to send (paused, unsubscribed or suppressed)"
 INTERRUPTED = "interrupted while sending; not resent automatically, it may have gone out"
 
 

@@ -9,7 +9,6 @@ nothing (`looks_automated`).
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -20,22 +19,13 @@ from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 
 from .models import Subscriber, normalise_email
-from .topics import MAX_INTEREST_LENGTH, MAX_INTERESTS, InvalidInterest, clean_interests
+from .topics import MAX_INTERESTS, MAX_TOPICS_TEXT, NO_TOPICS, InvalidInterest, topics_from_text
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path, less the angle brackets
 MIN_PAPERS, MAX_PAPERS, DEFAULT_PAPERS = 1, 20, 10
-# Room for MAX_INTERESTS phrases of MAX_INTEREST_LENGTH and their separators; anything
-# longer is not a list of topics, and is refused before it is parsed.
-MAX_TOPICS_TEXT = MAX_INTERESTS * (MAX_INTEREST_LENGTH + 2)
 
 HONEYPOT_FIELD = "website"
 STAMP_SALT = "paperboy.signup-form"
-
-_TOPIC_SEPARATORS = re.compile(r"[\n,]")
-# Right-to-left overrides and isolates would make a topic display as other text on the
-# settings page and in the digest's footer. (topics.clean_interest refuses the rest of the
-# control characters.)
-_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 def min_seconds_to_submit() -> float:
@@ -58,11 +48,6 @@ def stamp_age(stamp: str, now: float | None = None) -> float | None:
     return (time.time() if now is None else now) - shown_at
 
 
-def split_topics(text: str) -> list[str]:
-    """One topic per line or comma-separated: what the textarea (or the chips) send."""
-    return _TOPIC_SEPARATORS.split(text)
-
-
 class SignupForm(forms.Form):
     # A CharField rather than an EmailField: the address is normalised (IDN domains to
     # punycode) before it is validated, and CR/LF are refused before anything strips them.
@@ -81,7 +66,7 @@ class SignupForm(forms.Form):
         widget=forms.Textarea,
         max_length=MAX_TOPICS_TEXT,
         error_messages={
-            "required": "Add at least one topic, e.g. “diffusion” or “speech recognition”.",
+            "required": NO_TOPICS,
             "max_length": f"That is more text than {MAX_INTERESTS} topics can hold.",
         },
     )
@@ -146,21 +131,10 @@ class SignupForm(forms.Form):
         return address
 
     def clean_topics(self) -> list[str]:
-        raw: str = self.cleaned_data["topics"]
-        if _BIDI_CONTROLS.search(raw):
-            raise ValidationError("Topics cannot contain text-direction control characters.")
         try:
-            topics = clean_interests(split_topics(raw))
+            return topics_from_text(self.cleaned_data["topics"])
         except InvalidInterest as exc:
             raise ValidationError(str(exc)) from None
-        if not any(not topic.startswith("-") for topic in topics):
-            if topics:
-                raise ValidationError(
-                    "Add at least one topic to look for; a topic starting with “-” only "
-                    "leaves papers out."
-                )
-            raise ValidationError(self.fields["topics"].error_messages["required"])
-        return topics
 
     def first_error_field(self) -> str | None:
         """The first field (in page order) with an error, to put the cursor there."""

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django import forms
 
 from .manage import MAX_PAPERS, MIN_PAPERS, weekly_day_name
 from .models import Subscriber
-from .topics import MAX_INTEREST_LENGTH, MAX_INTERESTS, InvalidInterest, clean_interests
-
-# One topic per line; commas separate too, because people paste "a, b, c" (as on signup).
-_TOPIC_SEPARATORS = re.compile(r"[\n,]")
-# Direction overrides would make a topic show as other text here and in the digest.
-_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
-# Room for the most topics and their separators; longer text is refused unparsed.
-MAX_TOPICS_TEXT = MAX_INTERESTS * (MAX_INTEREST_LENGTH + 2)
-
-
-def split_topics(text: str) -> list[str]:
-    return _TOPIC_SEPARATORS.split(text)
+from .topics import MAX_INTERESTS, MAX_TOPICS_TEXT, InvalidInterest, topics_from_text
 
 
 class DigestSettingsForm(forms.Form):
@@ -71,21 +59,10 @@ class DigestSettingsForm(forms.Form):
         )
 
     def clean_topics(self) -> list[str]:
-        raw: str = self.cleaned_data["topics"]
-        if _BIDI_CONTROLS.search(raw):
-            raise forms.ValidationError("Topics cannot contain text-direction control characters.")
         try:
-            topics = clean_interests(split_topics(raw))
+            return topics_from_text(self.cleaned_data["topics"])
         except InvalidInterest as exc:
             raise forms.ValidationError(str(exc)) from None
-        if not any(not topic.startswith("-") for topic in topics):
-            # Exclusions alone match nothing: every digest would be skipped.
-            raise forms.ValidationError(
-                "Add at least one topic to look for; a “-” topic only leaves papers out."
-                if topics
-                else "Add at least one topic."
-            )
-        return topics
 
     def first_error(self) -> str:
         """One line for the preview, which sits away from the fields."""

@@ -15,12 +15,17 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from digest.emails import PaperEntry, long_date, paper_entry
-from digest.models import Delivery, Paper
-from digest.planning import SKIP_NO_PAPERS, candidate_papers, subscriber_preview
+from digest.models import Delivery
+from digest.planning import (
+    SKIP_NO_PAPERS,
+    candidate_papers,
+    latest_paper_date,
+    subscriber_preview,
+)
 
 from .links import digest_path
 from .models import EmailEvent, Subscriber
@@ -106,12 +111,6 @@ class Preview:
         return self.date is None
 
 
-def preview_date() -> dt.date | None:
-    """The latest edition date that has papers: the day the next digest is most like."""
-    latest: dt.date | None = Paper.objects.aggregate(latest=Max("batch_date"))["latest"]
-    return latest
-
-
 def _period(date: dt.date, frequency: str) -> str:
     if frequency != Subscriber.Frequency.WEEKLY:
         return long_date(date)
@@ -131,7 +130,7 @@ def digest_preview(
     Computed on an unsaved copy of the subscriber, so what they are typing is never
     stored; papers already sent to them by other editions stay out, as they would.
     """
-    date = preview_date()
+    date = latest_paper_date()
     if date is None:
         return Preview(None, "", [], 0, SKIP_NO_PAPERS)
     draft = Subscriber(

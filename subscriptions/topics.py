@@ -9,7 +9,21 @@ from collections.abc import Iterable
 MAX_INTERESTS = 20
 MAX_INTEREST_LENGTH = 80
 
+# Room for MAX_INTERESTS phrases of MAX_INTEREST_LENGTH and their separators; longer text
+# is not a list of topics, and forms refuse it before parsing.
+MAX_TOPICS_TEXT = MAX_INTERESTS * (MAX_INTEREST_LENGTH + 2)
+
 _SPACE = re.compile(r"\s+")
+# One topic per line; commas separate too, because people paste "a, b, c".
+_TOPIC_SEPARATORS = re.compile(r"[\n,]")
+# Right-to-left overrides and isolates would make a topic display as other text on the
+# settings page and in the digest (clean_interest refuses the other control characters).
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+NO_TOPICS = "Add at least one topic, e.g. “diffusion” or “speech recognition”."
+ONLY_EXCLUSIONS = (
+    "Add at least one topic to look for; a topic starting with “-” only leaves papers out."
+)
 
 
 class InvalidInterest(ValueError):
@@ -41,4 +55,24 @@ def clean_interests(raw: Iterable[str]) -> list[str]:
             topics.append(phrase)
     if len(topics) > MAX_INTERESTS:
         raise InvalidInterest(f"At most {MAX_INTERESTS} topics, please.")
+    return topics
+
+
+def split_topics(text: str) -> list[str]:
+    return _TOPIC_SEPARATORS.split(text)
+
+
+def topics_from_text(text: str) -> list[str]:
+    """The topics a person typed in a form's box, cleaned; InvalidInterest says what is wrong.
+
+    At least one topic must be something to look for: exclusions alone match nothing, so
+    every digest would be skipped.
+    """
+    if _BIDI_CONTROLS.search(text):
+        raise InvalidInterest("Topics cannot contain text-direction control characters.")
+    topics = clean_interests(split_topics(text))
+    if not topics:
+        raise InvalidInterest(NO_TOPICS)
+    if all(topic.startswith("-") for topic in topics):
+        raise InvalidInterest(ONLY_EXCLUSIONS)
     return topics
