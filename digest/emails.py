@@ -301,11 +301,17 @@ def _list_phrase(items: Sequence[str], limit: int) -> str:
 
 
 def digest_context(
-    *, subscriber: Subscriber, edition_date: dt.date, items: Sequence[DigestItemLike]
+    *,
+    subscriber: Subscriber,
+    edition_date: dt.date,
+    items: Sequence[DigestItemLike],
+    interests: Sequence[str] | None = None,
 ) -> dict[str, Any]:
+    """`interests`: the topics the papers were picked for, if not the subscriber's today."""
     papers = [paper_entry(item) for item in sorted(items, key=lambda i: i.rank)]
-    topics = [t for t in subscriber.interests if not t.startswith("-")]
-    excluded = [t[1:] for t in subscriber.interests if t.startswith("-")]
+    chosen_for = subscriber.interests if interests is None else interests
+    topics = [t for t in chosen_for if not t.startswith("-")]
+    excluded = [t[1:] for t in chosen_for if t.startswith("-")]
     count = len(papers)
     headline = f"{_plural(count, 'paper')} picked for your topics: " + _list_phrase(
         topics, HEADER_TOPICS_SHOWN
@@ -336,10 +342,16 @@ def digest_context(
 
 
 def render_digest_for(
-    *, subscriber: Subscriber, edition_date: dt.date, items: Sequence[DigestItemLike]
+    *,
+    subscriber: Subscriber,
+    edition_date: dt.date,
+    items: Sequence[DigestItemLike],
+    interests: Sequence[str] | None = None,
 ) -> RenderedEmail:
     """Render a digest from any papers; no Delivery row needed (previews use this)."""
-    context = digest_context(subscriber=subscriber, edition_date=edition_date, items=items)
+    context = digest_context(
+        subscriber=subscriber, edition_date=edition_date, items=items, interests=interests
+    )
     env = text_env()
     return RenderedEmail(
         subject=one_line(env.get_template(SUBJECT_TEMPLATE).render(context)),
@@ -350,8 +362,13 @@ def render_digest_for(
 
 def render_digest(*, delivery: Delivery) -> RenderedEmail:
     items = list(delivery.items.select_related("paper").order_by("rank"))
+    # The topics as they were when it was planned, so a copy viewed later in the browser
+    # still says what this digest was picked for.
     return render_digest_for(
-        subscriber=delivery.subscriber, edition_date=delivery.edition.date, items=items
+        subscriber=delivery.subscriber,
+        edition_date=delivery.edition.date,
+        items=items,
+        interests=delivery.interests or None,
     )
 
 

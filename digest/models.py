@@ -82,6 +82,11 @@ class Delivery(models.Model):
         max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True
     )
     papers = models.ManyToManyField(Paper, through="DeliveryPaper", related_name="deliveries")
+    interests = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The subscriber's topics when it was planned: what the digest was picked for.",
+    )
     matched_at = models.DateTimeField(
         null=True, blank=True, help_text="When its papers were chosen; only matched rows send."
     )

@@ -59,11 +59,15 @@ def edition_plan(*, date: dt.date) -> Edition:
     edition, _ = Edition.objects.get_or_create(date=date)
     due = Subscriber.objects.filter(
         status=Subscriber.Status.ACTIVE, frequency__in=due_frequencies(date)
-    ).values_list("id", flat=True)
+    ).values_list("id", "interests")
     now = timezone.now()
     batch: list[Delivery] = []
-    for subscriber_id in due.iterator(chunk_size=2000):
-        batch.append(Delivery(edition=edition, subscriber_id=subscriber_id, created_at=now))
+    for subscriber_id, interests in due.iterator(chunk_size=2000):
+        batch.append(
+            Delivery(
+                edition=edition, subscriber_id=subscriber_id, interests=interests, created_at=now
+            )
+        )
         if len(batch) >= 2000:
             Delivery.objects.bulk_create(batch, ignore_conflicts=True)
             batch.clear()

@@ -236,3 +236,16 @@ def test_weekly_readers_get_the_week_on_their_weekday(
     # The next day is another weekday: a weekly reader is not due.
     edition_plan(date=EDITION_DATE + dt.timedelta(days=1))
     assert Delivery.objects.count() == 1
+
+
+def test_a_digest_remembers_the_topics_it_was_picked_for(
+    smtp_server: Mailbox, alice: Subscriber, papers: dict
+) -> None:
+    from digest.emails import render_digest
+
+    edition = prepare_and_send()
+    alice.interests = ["speech recognition"]
+    alice.save()
+    copy = render_digest(delivery=Delivery.objects.get(edition=edition, subscriber=alice))
+    assert "picked for your topics: diffusion" in copy.text
+    assert "speech recognition" not in copy.text
