@@ -18,7 +18,7 @@ def _bad_link(request: HttpRequest) -> HttpResponse:
 # RFC 8058 one-click: the mail client POSTs with no cookies and no CSRF token, and expects
 # a 200 without a redirect. The signed token is the credential.
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     try:
         subscriber, _ = subscriber_for_token(token, Purpose.UNSUBSCRIBE)

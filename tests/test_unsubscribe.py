@@ -137,3 +137,9 @@ def test_manage_page_offers_to_unsubscribe_when_given_the_link(alice: Subscriber
     )
     assert f'<form method="post" action="{url}">' in page
     assert ">Unsubscribe</button>" in page
+
+
+def test_a_link_scanners_head_request_changes_nothing(alice: Subscriber, client: Client) -> None:
+    response = client.head(path_of(unsubscribe_url(alice)))
+    assert response.status_code == 200
+    assert status_of(alice) == Subscriber.Status.ACTIVE
