@@ -306,8 +306,10 @@ def digest_context(
     edition_date: dt.date,
     items: Sequence[DigestItemLike],
     interests: Sequence[str] | None = None,
+    for_browser: bool = False,
 ) -> dict[str, Any]:
-    """`interests`: the topics the papers were picked for, if not the subscriber's today."""
+    """`interests`: the topics the papers were picked for, if not the subscriber's today.
+    `for_browser`: the web copy, which needs no link to itself."""
     papers = [paper_entry(item) for item in sorted(items, key=lambda i: i.rank)]
     chosen_for = subscriber.interests if interests is None else interests
     topics = [t for t in chosen_for if not t.startswith("-")]
@@ -335,7 +337,7 @@ def digest_context(
         "max_papers": subscriber.max_papers,
         "unsubscribe_url": unsubscribe_url(subscriber),
         "manage_url": manage_url(subscriber),
-        "view_in_browser_url": digest_url(subscriber, edition_date),
+        "view_in_browser_url": "" if for_browser else digest_url(subscriber, edition_date),
         "site_url": settings.SITE_URL,
         "site_name": settings.SITE_URL.split("://", 1)[-1],
     }
@@ -347,10 +349,15 @@ def render_digest_for(
     edition_date: dt.date,
     items: Sequence[DigestItemLike],
     interests: Sequence[str] | None = None,
+    for_browser: bool = False,
 ) -> RenderedEmail:
     """Render a digest from any papers; no Delivery row needed (previews use this)."""
     context = digest_context(
-        subscriber=subscriber, edition_date=edition_date, items=items, interests=interests
+        subscriber=subscriber,
+        edition_date=edition_date,
+        items=items,
+        interests=interests,
+        for_browser=for_browser,
     )
     env = text_env()
     return RenderedEmail(
@@ -360,7 +367,7 @@ def render_digest_for(
     )
 
 
-def render_digest(*, delivery: Delivery) -> RenderedEmail:
+def render_digest(*, delivery: Delivery, for_browser: bool = False) -> RenderedEmail:
     items = list(delivery.items.select_related("paper").order_by("rank"))
     # The topics as they were when it was planned, so a copy viewed later in the browser
     # still says what this digest was picked for.
@@ -369,6 +376,7 @@ def render_digest(*, delivery: Delivery) -> RenderedEmail:
         edition_date=delivery.edition.date,
         items=items,
         interests=delivery.interests or None,
+        for_browser=for_browser,
     )
 
 

@@ -28,7 +28,9 @@ EMAIL_TEMPLATES_DIR = Path(settings.BASE_DIR) / "templates" / "email"
 # a line break before these block-level tags changes nothing on screen and keeps the
 # part 8-bit. (Whitespace before an inline-block column would, but the parent cells of
 # MJML columns set font-size: 0, and our layouts use one column.)
-_BREAK_BEFORE = re.compile(r"(?=<(?:/?table|/?tbody|tr|/tr|td|/td|div|/div|p|h1|h2|!--\[if)\b)")
+_BREAK_BEFORE = re.compile(
+    r"(?<!\n)(?=<(?:/?table|/?tbody|tr|/tr|td|/td|div|/div|p|h1|h2|!--\[if)\b)"
+)
 
 
 def wrap_text(text: str, width: int = 72, indent: str = "", first: str | None = None) -> str:

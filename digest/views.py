@@ -33,7 +33,7 @@ def digest_in_browser(request: HttpRequest, token: str) -> HttpResponse:
         manage = reverse("subscriptions:manage", args=[make_token(subscriber, Purpose.MANAGE)])
         context = {"edition_date": edition_date, "manage_url": manage}
         return render(request, "digest/not_found.html", context, status=404)
-    response = HttpResponse(render_digest(delivery=delivery).html)
+    response = HttpResponse(render_digest(delivery=delivery, for_browser=True).html)
     response["Content-Security-Policy"] = _POLICY
     response["X-Robots-Tag"] = "noindex"  # links get forwarded; keep copies out of search
     return response
