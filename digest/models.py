@@ -129,3 +129,25 @@ class DeliveryPaper(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.rank} {self.paper_id}"
+
+
+class Feedback(models.Model):
+    """A reader's "more like this" / "less like this" on a paper, from a digest's links."""
+
+    class Value(models.IntegerChoices):
+        MORE = 1, "More like this"
+        LESS = -1, "Less like this"
+
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="feedback")
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="feedback")
+    value = models.SmallIntegerField(choices=Value.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscriber", "paper"], name="one_feedback_per_paper")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber} {self.get_value_display()}: {self.paper.arxiv_id}"

@@ -39,6 +39,11 @@ class Subscriber(models.Model):
         help_text='Keyword phrases, e.g. ["diffusion", "speech recognition", "-survey"]. '
         "A phrase starting with '-' excludes papers that contain it.",
     )
+    intent = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="In their own words, what they are looking for (one sentence).",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)

@@ -23,6 +23,7 @@ class Purpose(StrEnum):
     MANAGE = "paperboy.manage"
     CONFIRM = "paperboy.confirm"
     DIGEST = "paperboy.digest"
+    FEEDBACK = "paperboy.feedback"
 
 
 class BadToken(Exception):
