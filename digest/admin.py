@@ -10,7 +10,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
-from .models import Delivery, DeliveryPaper, Edition, Paper
+from .models import Delivery, DeliveryPaper, Edition, Feedback, Paper
 from .sending import deliveries_requeue
 from .tasks import enqueue_sends
 
@@ -191,4 +191,32 @@ class DeliveryAdmin(admin.ModelAdmin[Delivery]):
         self.message_user(request, f"{n} failed deliveries queued again.", messages.SUCCESS)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(admin.ModelAdmin[Feedback]):
+    """What readers said with the digest's "more / less like this" links. Read-only: only
+    the reader's own click (or Undo on their settings page) changes it."""
+
+    list_display = ("created_at", "subscriber", "value", "paper_id_link", "paper_title")
+    list_filter = ("value", "created_at")
+    search_fields = ("subscriber__email", "paper__arxiv_id", "paper__title")
+    list_select_related = ("subscriber", "paper")
+    date_hierarchy = "created_at"
+    fields = ("subscriber", "paper", "value", "created_at")
+    readonly_fields = fields
+
+    @admin.display(description="Paper", ordering="paper__arxiv_id")
+    def paper_id_link(self, obj: Feedback) -> str:
+        return format_html('<a href="{}">{}</a>', obj.paper.hf_url, obj.paper.arxiv_id)
+
+    @admin.display(description="Title", ordering="paper__title")
+    def paper_title(self, obj: Feedback) -> str:
+        return obj.paper.title[:80]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Feedback | None = None) -> bool:
         return False

@@ -25,7 +25,7 @@ from django.core.mail import EmailMultiAlternatives, make_msgid
 from django.urls import reverse
 from django.utils import timezone
 
-from subscriptions.links import absolute, digest_url, manage_url, unsubscribe_url
+from subscriptions.links import absolute, digest_url, feedback_url, manage_url, unsubscribe_url
 from subscriptions.models import Subscriber
 from subscriptions.tokens import CONFIRM_MAX_AGE, Purpose, make_token
 
@@ -124,6 +124,10 @@ class PaperEntry:
     why: Why | None
     summary: str
     links: list[Link] = field(default_factory=list)
+    # The reader's "more like this" / "less like this" links; "" where there is no
+    # reader to ask (the manage page's preview).
+    more_url: str = ""
+    less_url: str = ""
 
 
 # --- Text helpers -----------------------------------------------------------------------
@@ -258,7 +262,8 @@ def _compact(n: int) -> str:
     return f"{n / 1000:.1f}k".replace(".0k", "k") if n >= 1000 else str(n)
 
 
-def paper_entry(item: DigestItemLike) -> PaperEntry:
+def paper_entry(item: DigestItemLike, *, subscriber: Subscriber | None = None) -> PaperEntry:
+    """One paper as the templates show it; with `subscriber`, with their feedback links."""
     paper = item.paper
     reasons: list[Mapping[str, str]] = [r for r in (item.reasons or []) if isinstance(r, dict)]
     title = one_line(paper.title)
@@ -276,6 +281,8 @@ def paper_entry(item: DigestItemLike) -> PaperEntry:
         why=why,
         summary=summary_of(paper),
         links=_links(paper),
+        more_url=feedback_url(subscriber, paper, 1) if subscriber else "",
+        less_url=feedback_url(subscriber, paper, -1) if subscriber else "",
     )
 
 
@@ -310,7 +317,9 @@ def digest_context(
 ) -> dict[str, Any]:
     """`interests`: the topics the papers were picked for, if not the subscriber's today.
     `for_browser`: the web copy, which needs no link to itself."""
-    papers = [paper_entry(item) for item in sorted(items, key=lambda i: i.rank)]
+    papers = [
+        paper_entry(item, subscriber=subscriber) for item in sorted(items, key=lambda i: i.rank)
+    ]
     chosen_for = subscriber.interests if interests is None else interests
     topics = [t for t in chosen_for if not t.startswith("-")]
     excluded = [t[1:] for t in chosen_for if t.startswith("-")]

@@ -9,6 +9,7 @@ nothing (`looks_automated`).
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -18,6 +19,15 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 
+from .intent import (
+    INTENT_HELP,
+    INTENT_LABEL,
+    INTENT_PLACEHOLDER,
+    MAX_INTENT_TEXT,
+    TOO_LONG,
+    InvalidIntent,
+    clean_intent,
+)
 from .models import Subscriber, normalise_email
 from .topics import MAX_INTERESTS, MAX_TOPICS_TEXT, NO_TOPICS, InvalidInterest, topics_from_text
 
@@ -36,7 +46,9 @@ def min_seconds_to_submit() -> float:
 def form_stamp(now: float | None = None) -> str:
     """A signed 'the form was shown at' time, for a hidden field."""
     shown_at = time.time() if now is None else now
-    return signing.Signer(salt=STAMP_SALT).sign(f"{shown_at:.3f}")
+    # Rounded down, not to nearest: a stamp must never be younger than the page, or a
+    # form sent back at once would have a negative age.
+    return signing.Signer(salt=STAMP_SALT).sign(f"{math.floor(shown_at * 1000) / 1000:.3f}")
 
 
 def stamp_age(stamp: str, now: float | None = None) -> float | None:
@@ -69,6 +81,16 @@ class SignupForm(forms.Form):
             "required": NO_TOPICS,
             "max_length": f"That is more text than {MAX_INTERESTS} topics can hold.",
         },
+    )
+    # Optional; tidied, then held to MAX_INTENT_LENGTH in clean_intent.
+    intent = forms.CharField(
+        label=INTENT_LABEL,
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"placeholder": INTENT_PLACEHOLDER}),
+        help_text=INTENT_HELP,
+        max_length=MAX_INTENT_TEXT,
+        error_messages={"max_length": f"{TOO_LONG}."},
     )
     frequency = forms.ChoiceField(
         label="How often",
@@ -134,6 +156,12 @@ class SignupForm(forms.Form):
         try:
             return topics_from_text(self.cleaned_data["topics"])
         except InvalidInterest as exc:
+            raise ValidationError(str(exc)) from None
+
+    def clean_intent(self) -> str:
+        try:
+            return clean_intent(self.cleaned_data["intent"])
+        except InvalidIntent as exc:
             raise ValidationError(str(exc)) from None
 
     def first_error_field(self) -> str | None:

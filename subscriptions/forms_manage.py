@@ -1,4 +1,4 @@
-"""The manage page's settings form: topics, how often, how many papers."""
+"""The manage page's settings form: topics, what they are looking for, how often, how many."""
 
 from __future__ import annotations
 
@@ -6,6 +6,15 @@ from typing import Any
 
 from django import forms
 
+from .intent import (
+    INTENT_HELP,
+    INTENT_LABEL,
+    INTENT_PLACEHOLDER,
+    MAX_INTENT_TEXT,
+    TOO_LONG,
+    InvalidIntent,
+    clean_intent,
+)
 from .manage import MAX_PAPERS, MIN_PAPERS, weekly_day_name
 from .models import Subscriber
 from .topics import MAX_INTERESTS, MAX_TOPICS_TEXT, InvalidInterest, topics_from_text
@@ -21,6 +30,16 @@ class DigestSettingsForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "autocapitalize": "none"}),
         help_text="One per line. Start a line with “-” to leave out papers that "
         "mention it, e.g. -survey.",
+    )
+    # Optional; tidied, then held to MAX_INTENT_LENGTH in clean_intent.
+    intent = forms.CharField(
+        label=INTENT_LABEL,
+        required=False,
+        strip=False,
+        max_length=MAX_INTENT_TEXT,
+        error_messages={"max_length": f"{TOO_LONG}."},
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": INTENT_PLACEHOLDER}),
+        help_text=INTENT_HELP,
     )
     frequency = forms.ChoiceField(
         label="How often", choices=Subscriber.Frequency.choices, widget=forms.RadioSelect
@@ -53,6 +72,7 @@ class DigestSettingsForm(forms.Form):
         return cls(
             initial={
                 "topics": "\n".join(subscriber.interests),
+                "intent": subscriber.intent,
                 "frequency": subscriber.frequency,
                 "max_papers": subscriber.max_papers,
             }
@@ -62,6 +82,12 @@ class DigestSettingsForm(forms.Form):
         try:
             return topics_from_text(self.cleaned_data["topics"])
         except InvalidInterest as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean_intent(self) -> str:
+        try:
+            return clean_intent(self.cleaned_data["intent"])
+        except InvalidIntent as exc:
             raise forms.ValidationError(str(exc)) from None
 
     def first_error(self) -> str:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.urls import reverse
 
 from .models import Subscriber
 from .tokens import Purpose, make_token
+
+if TYPE_CHECKING:
+    from digest.models import Paper
 
 
 def absolute(path: str) -> str:
@@ -34,3 +38,13 @@ def digest_path(subscriber: Subscriber, edition_date: dt.date) -> str:
 def digest_url(subscriber: Subscriber, edition_date: dt.date) -> str:
     """The "view in browser" copy of the digest of `edition_date`."""
     return absolute(digest_path(subscriber, edition_date))
+
+
+def feedback_url(subscriber: Subscriber, paper: Paper, value: int) -> str:
+    """A digest's "more like this" (value > 0) or "less like this" link for one paper.
+
+    The token signs the paper's arXiv id, which is public: no database id in the URL.
+    """
+    extra = f"{paper.arxiv_id}:{'more' if value > 0 else 'less'}"
+    token = make_token(subscriber, Purpose.FEEDBACK, extra=extra)
+    return absolute(reverse("feedback", args=[token]))

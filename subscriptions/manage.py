@@ -19,7 +19,8 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from digest.emails import PaperEntry, long_date, paper_entry
-from digest.models import Delivery
+from digest.feedback import feedback_undo, subscriber_feedback, value_word
+from digest.models import Delivery, Paper
 from digest.planning import (
     SKIP_NO_PAPERS,
     candidate_papers,
@@ -27,6 +28,7 @@ from digest.planning import (
     subscriber_preview,
 )
 
+from .intent import clean_intent
 from .links import digest_path
 from .models import EmailEvent, Subscriber
 from .topics import clean_interests
@@ -39,7 +41,12 @@ RECENT_DIGESTS = 10
 
 
 def subscriber_settings_update(
-    *, subscriber: Subscriber, interests: Sequence[str], frequency: str, max_papers: int
+    *,
+    subscriber: Subscriber,
+    interests: Sequence[str],
+    intent: str,
+    frequency: str,
+    max_papers: int,
 ) -> None:
     """Save what the subscriber chose. The next planned digest uses it; one already
     matched today keeps the papers it was given."""
@@ -47,10 +54,12 @@ def subscriber_settings_update(
         raise ValueError(f"unknown frequency {frequency!r}")
     if not MIN_PAPERS <= max_papers <= MAX_PAPERS:
         raise ValueError(f"max_papers must be {MIN_PAPERS}–{MAX_PAPERS}, not {max_papers}")
-    subscriber.interests = clean_interests(interests)  # the form cleaned them; others may not
+    # The form cleaned them; other callers may not have.
+    subscriber.interests = clean_interests(interests)
+    subscriber.intent = clean_intent(intent)
     subscriber.frequency = frequency
     subscriber.max_papers = max_papers
-    subscriber.save(update_fields=["interests", "frequency", "max_papers"])
+    subscriber.save(update_fields=["interests", "intent", "frequency", "max_papers"])
 
 
 def subscriber_pause(*, subscriber: Subscriber) -> bool:
@@ -123,7 +132,12 @@ def _period(date: dt.date, frequency: str) -> str:
 
 
 def digest_preview(
-    *, subscriber: Subscriber, interests: Sequence[str], frequency: str, max_papers: int
+    *,
+    subscriber: Subscriber,
+    interests: Sequence[str],
+    frequency: str,
+    max_papers: int,
+    intent: str | None = None,
 ) -> Preview:
     """The digest the subscriber would get from the latest papers with these settings.
 
@@ -139,6 +153,7 @@ def digest_preview(
         email=subscriber.email,
         status=subscriber.status,
         interests=list(interests),
+        intent=subscriber.intent if intent is None else intent,
         frequency=frequency,
         max_papers=max_papers,
     )
@@ -192,6 +207,21 @@ def sent_delivery(*, subscriber: Subscriber, edition_date: dt.date) -> Delivery 
     )
 
 
+# --- Their feedback on papers -----------------------------------------------------------
+
+
+def subscriber_feedback_undo(*, subscriber: Subscriber, arxiv_id: str) -> Paper | None:
+    """Forget what they said about the paper with this arXiv id (the Undo button).
+
+    Returns the paper if there was something to forget; None for an id that names no
+    paper or one they said nothing about, so a second Undo is harmless.
+    """
+    paper = Paper.objects.filter(arxiv_id=arxiv_id).first()
+    if paper is None or not feedback_undo(subscriber=subscriber, paper=paper):
+        return None
+    return paper
+
+
 # --- Their data -------------------------------------------------------------------------
 
 
@@ -219,6 +249,7 @@ def subscriber_export(*, subscriber: Subscriber) -> dict[str, Any]:
             "email": subscriber.email,
             "status": subscriber.status,
             "topics": list(subscriber.interests),
+            "intent": subscriber.intent,
             "frequency": subscriber.frequency,
             "max_papers": subscriber.max_papers,
             "created_at": _when(subscriber.created_at),
@@ -249,6 +280,16 @@ def subscriber_export(*, subscriber: Subscriber) -> dict[str, Any]:
             }
             for delivery in deliveries
         ],
+        "feedback": [
+            {
+                "arxiv_id": feedback.paper.arxiv_id,
+                "title": feedback.paper.title,
+                "url": feedback.paper.arxiv_url,
+                "value": value_word(feedback.value),
+                "created_at": _when(feedback.created_at),
+            }
+            for feedback in subscriber_feedback(subscriber=subscriber)
+        ],
         "email_events": [
             {
                 "type": event.event_type,
@@ -264,8 +305,8 @@ def subscriber_export(*, subscriber: Subscriber) -> dict[str, Any]:
 
 @transaction.atomic
 def subscriber_delete(*, subscriber: Subscriber) -> None:
-    """Delete the subscriber and everything about them: deliveries and their papers go
-    with the row (CASCADE); ESP events are kept by SET_NULL and name the address, so they
-    go explicitly."""
+    """Delete the subscriber and everything about them: deliveries and their papers, and
+    their feedback on papers, go with the row (CASCADE); ESP events are kept by SET_NULL
+    and name the address, so they go explicitly."""
     _events(subscriber).delete()
     Subscriber.objects.filter(pk=subscriber.pk).delete()

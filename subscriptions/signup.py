@@ -10,7 +10,7 @@ subscribes. What differs happens in the owner's inbox only:
 address is      what happens
 ==============  ==================================================================
 new             pending; confirmation email
-pending         topics and frequency updated to what was typed now; confirmation
+pending         topics, intent and frequency updated to what was typed now; confirmation
                 sent again, but at most once per CONFIRMATION_INTERVAL
 unsubscribed    pending again, with the new settings; confirmation email
 active, paused  nothing changes (a stranger must not edit someone's topics); a short
@@ -53,6 +53,7 @@ from digest.emails import (
 from digest.models import Paper
 
 from . import ratelimit
+from .intent import clean_intent
 from .models import Subscriber, normalise_email
 from .ratelimit import Limit
 from .tokens import BadToken, Purpose, subscriber_for_token
@@ -95,6 +96,7 @@ def subscriber_signup(
     frequency: str,
     max_papers: int,
     ip: str,
+    intent: str = "",
 ) -> Outcome:
     """Ask for a subscription: the form's cleaned data and the client's IP key.
 
@@ -102,6 +104,7 @@ def subscriber_signup(
     """
     email = normalise_email(email)
     topics = clean_interests(interests)
+    intent = clean_intent(intent)  # the form cleaned it; other callers may not
     ratelimit.check(limit=SIGNUP_PER_IP, key=ip)
     ratelimit.check(limit=REQUESTS_PER_ADDRESS, key=email)
     with transaction.atomic():
@@ -109,6 +112,7 @@ def subscriber_signup(
             email=email,
             defaults={
                 "interests": topics,
+                "intent": intent,
                 "frequency": frequency,
                 "max_papers": max_papers,
                 "status": Subscriber.Status.PENDING,
@@ -122,10 +126,13 @@ def subscriber_signup(
         else:  # new, pending or unsubscribed: (again) pending, with what they typed now
             if not created:
                 subscriber.interests = topics
+                subscriber.intent = intent
                 subscriber.frequency = frequency
                 subscriber.max_papers = max_papers
                 subscriber.status = Subscriber.Status.PENDING
-                subscriber.save(update_fields=["interests", "frequency", "max_papers", "status"])
+                subscriber.save(
+                    update_fields=["interests", "intent", "frequency", "max_papers", "status"]
+                )
             outcome = _send_confirmation(subscriber)
     logger.info("signup %s: %s", subscriber.pk, outcome)
     return outcome

@@ -12,13 +12,18 @@ urlpatterns = [
     path("signup/resend", views_signup.signup_resend, name="signup_resend"),
     path("confirm/<str:token>", views_signup.confirm, name="confirm"),
     path("confirm/<str:token>/resend", views_signup.confirm_resend, name="confirm_resend"),
-    # manage page, preview, export, delete (views_manage.py)
+    # manage page, preview, export, delete, feedback undo (views_manage.py)
     path("manage/<str:token>", views_manage.manage, name="manage"),
     path("manage/<str:token>/preview", views_manage.manage_preview, name="manage_preview"),
     path("manage/<str:token>/pause", views_manage.manage_pause, name="manage_pause"),
     path("manage/<str:token>/resume", views_manage.manage_resume, name="manage_resume"),
     path("manage/<str:token>/export", views_manage.manage_export, name="manage_export"),
     path("manage/<str:token>/delete", views_manage.manage_delete, name="manage_delete"),
+    path(
+        "manage/<str:token>/feedback/undo",
+        views_manage.manage_feedback_undo,
+        name="manage_feedback_undo",
+    ),
     # unsubscribe (views.py)
     path("unsubscribe/<str:token>", views.unsubscribe, name="unsubscribe"),
 ]

@@ -21,6 +21,9 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
+from digest.emails import one_line
+from digest.feedback import subscriber_feedback
+
 from .forms_manage import DigestSettingsForm
 from .manage import (
     Preview,
@@ -28,6 +31,7 @@ from .manage import (
     subscriber_can_resume,
     subscriber_delete,
     subscriber_export,
+    subscriber_feedback_undo,
     subscriber_pause,
     subscriber_recent_digests,
     subscriber_resume,
@@ -65,6 +69,7 @@ def _urls(subscriber: Subscriber, token: str) -> dict[str, str]:
         "resume_url": url("manage_resume"),
         "export_url": url("manage_export"),
         "delete_url": url("manage_delete"),
+        "feedback_undo_url": url("manage_feedback_undo"),
         "unsubscribe_url": reverse(
             "subscriptions:unsubscribe", args=[make_token(subscriber, Purpose.UNSUBSCRIBE)]
         ),
@@ -79,6 +84,7 @@ def _preview(subscriber: Subscriber, form: DigestSettingsForm) -> dict[str, Any]
     preview: Preview = digest_preview(
         subscriber=subscriber,
         interests=data["topics"],
+        intent=data["intent"],
         frequency=data["frequency"],
         max_papers=data["max_papers"],
     )
@@ -105,6 +111,7 @@ def _page(
         "unsaved": form is not None,  # the page shows what they typed, not what is saved
         "can_resume": subscriber_can_resume(subscriber),
         "digests": subscriber_recent_digests(subscriber=subscriber),
+        "feedback": subscriber_feedback(subscriber=subscriber),
         **_preview(subscriber, form or _saved_form(subscriber)),
         **_urls(subscriber, token),
     }
@@ -123,6 +130,7 @@ def manage(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpResp
     subscriber_settings_update(
         subscriber=subscriber,
         interests=form.cleaned_data["topics"],
+        intent=form.cleaned_data["intent"],
         frequency=form.cleaned_data["frequency"],
         max_papers=form.cleaned_data["max_papers"],
     )
@@ -158,6 +166,18 @@ def manage_resume(request: HttpRequest, subscriber: Subscriber, token: str) -> H
         else:
             messages.success(request, "Resumed. Your next digest comes as usual.")
     return redirect("subscriptions:manage", token=token)
+
+
+@require_http_methods(["POST"])
+@with_manage_token
+def manage_feedback_undo(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpResponse:
+    """The Undo next to a paper in their feedback list; the paper's arXiv id is posted."""
+    paper = subscriber_feedback_undo(subscriber=subscriber, arxiv_id=request.POST.get("paper", ""))
+    if paper is not None:
+        # Tagged, so the page shows it by the list rather than at the top.
+        title = one_line(paper.title)
+        messages.success(request, f"Undone: “{title}” no longer counts.", extra_tags="feedback")
+    return redirect(reverse("subscriptions:manage", args=[token]) + "#feedback")
 
 
 @require_http_methods(["GET"])

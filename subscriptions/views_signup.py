@@ -108,6 +108,7 @@ def home(request: HttpRequest) -> HttpResponse:
         subscriber_signup(
             email=data["email"],
             interests=data["topics"],
+            intent=data["intent"],
             frequency=data["frequency"],
             max_papers=data["max_papers"],
             ip=client_ip(request),

@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from digest.models import Delivery, DeliveryPaper, Edition, Paper
+from digest.models import Delivery, DeliveryPaper, Edition, Feedback, Paper
 from digest.planning import edition_plan
 from subscriptions.links import manage_url
 from subscriptions.models import EmailEvent, Subscriber
@@ -610,14 +610,16 @@ def test_queries_are_pinned_however_long_her_history(
 ) -> None:
     for days in range(1, 13):
         sent_digest(alice, EDITION_DATE - dt.timedelta(days=days), [papers["reward"]])
+    for paper in papers.values():
+        Feedback.objects.create(subscriber=alice, paper=paper, value=Feedback.Value.MORE)
     base = page_of(alice)
 
-    # Subscriber; last digests; then the preview: latest date, edition, papers, already
-    # sent, chosen papers, count.
-    with django_assert_num_queries(8):
+    # Subscriber; last digests; papers she rated (with the papers); then the preview:
+    # latest date, edition, papers, already sent, chosen papers, count.
+    with django_assert_num_queries(9):
         client.get(base)
     with django_assert_num_queries(7):
         client.post(base + "/preview", form_data(topics="speech recognition"))
-    # Subscriber; deliveries, their papers (two prefetches); ESP events.
-    with django_assert_num_queries(5):
+    # Subscriber; deliveries, their papers (two prefetches); feedback; ESP events.
+    with django_assert_num_queries(6):
         client.get(base + "/export")
