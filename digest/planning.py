@@ -54,15 +54,22 @@ def candidate_papers(date: dt.date, frequency: str) -> QuerySet[Paper]:
     return Paper.objects.filter(batch_date=date)
 
 
-def edition_plan(*, date: dt.date) -> Edition:
-    """Create the edition and a queued delivery for every active subscriber due today."""
+def edition_plan(*, date: dt.date, subscriber_ids: Sequence[int] | None = None) -> Edition:
+    """Create the edition and a queued delivery for every active subscriber due today.
+
+    `subscriber_ids` narrows it to some subscribers (an evaluation runs its own readers
+    through the same path without touching anyone else's digest).
+    """
     edition, _ = Edition.objects.get_or_create(date=date)
     due = Subscriber.objects.filter(
         status=Subscriber.Status.ACTIVE, frequency__in=due_frequencies(date)
-    ).values_list("id", "interests")
+    )
+    if subscriber_ids is not None:
+        due = due.filter(id__in=subscriber_ids)
+    rows = due.values_list("id", "interests")
     now = timezone.now()
     batch: list[Delivery] = []
-    for subscriber_id, interests in due.iterator(chunk_size=2000):
+    for subscriber_id, interests in rows.iterator(chunk_size=2000):
         batch.append(
             Delivery(
                 edition=edition, subscriber_id=subscriber_id, interests=interests, created_at=now
@@ -126,16 +133,17 @@ class EditionPapers:
         return self._built[frequency]
 
 
-def edition_match(*, edition: Edition) -> MatchSummary:
+def edition_match(
+    *, edition: Edition, subscriber_ids: Sequence[int] | None = None
+) -> MatchSummary:
     """Choose each queued delivery's papers (with reasons), or skip it with the reason."""
     summary = MatchSummary()
-    pending = list(
-        Delivery.objects.filter(
-            edition=edition, status=Delivery.Status.QUEUED, matched_at__isnull=True
-        )
-        .order_by("id")
-        .values_list("id", flat=True)
+    queued = Delivery.objects.filter(
+        edition=edition, status=Delivery.Status.QUEUED, matched_at__isnull=True
     )
+    if subscriber_ids is not None:
+        queued = queued.filter(subscriber_id__in=subscriber_ids)
+    pending = list(queued.order_by("id").values_list("id", flat=True))
     papers = EditionPapers(edition)
     for chunk in _chunks(pending, MATCH_CHUNK):
         _match_chunk(edition, chunk, papers, summary)
