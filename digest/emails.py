@@ -104,6 +104,10 @@ class Why:
     where: str  # "the abstract"
     snippet: Snippet | None  # None when it would only repeat the interest or the title
     also: list[str]  # the other interests this paper matched
+    # "keyword" (a phrase matched: interest, where, snippet), "described" (close to their
+    # sentence), "liked" (like the paper titled `interest` they liked) or "related" (close
+    # in meaning to their phrase `interest`, though the words differ).
+    kind: str = "keyword"
 
 
 @dataclass(frozen=True)
@@ -220,6 +224,8 @@ def _why(
         if other and other.lower() != interest.lower() and other not in others:
             others.append(other)
     field_name = best.get("field", "")
+    if field_name in ("described", "liked", "related"):
+        return Why(interest=interest, where="", snippet=None, also=[], kind=field_name)
     snippet: Snippet | None = Snippet(
         squash(best.get("before", "")).lstrip(),
         one_line(best.get("match", "")),

@@ -28,6 +28,9 @@ class Paper(models.Model):
     project_page = models.URLField(max_length=500, blank=True)
     thumbnail = models.URLField(max_length=500, blank=True)
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.HF)
+    embedding = models.BinaryField(
+        null=True, editable=False, help_text="Title and abstract as a sentence vector."
+    )
     first_seen_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

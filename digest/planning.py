@@ -21,8 +21,9 @@ from django.utils import timezone
 from subscriptions.models import Subscriber
 
 from .emails import DigestItem
-from .matching import PaperIndex, match_papers
 from .models import Delivery, DeliveryPaper, Edition, Paper
+from .relevance import EditionScorer
+from .vectors import background_papers, edition_scorer, readers_for
 
 logger = logging.getLogger(__name__)
 
@@ -116,26 +117,28 @@ def already_sent_papers(
 
 
 class EditionPapers:
-    """The candidate papers of one edition per frequency, indexed once and shared."""
+    """The candidate papers of one edition per frequency, scored by one shared scorer.
+
+    The papers (and the recent ones that serve as background) are embedded and indexed
+    once per run, however many readers are matched against them.
+    """
 
     def __init__(self, edition: Edition) -> None:
         self.edition = edition
-        self._built: dict[str, tuple[PaperIndex, list[int]]] = {}
+        self._built: dict[str, tuple[EditionScorer, list[int]]] = {}
+        self._background: list[Paper] | None = None
 
-    def for_frequency(self, frequency: str) -> tuple[PaperIndex, list[int]]:
+    def for_frequency(self, frequency: str) -> tuple[EditionScorer, list[int]]:
         if frequency not in self._built:
-            papers = list(
-                candidate_papers(self.edition.date, frequency).only(
-                    "id", "title", "abstract", "ai_keywords", "upvotes"
-                )
-            )
-            self._built[frequency] = (PaperIndex.build(papers), [p.id for p in papers])
+            if self._background is None:
+                self._background = background_papers(self.edition.date)
+            papers = list(candidate_papers(self.edition.date, frequency).order_by("id"))
+            scorer = edition_scorer(papers, self._background)
+            self._built[frequency] = (scorer, [p.id for p in papers])
         return self._built[frequency]
 
 
-def edition_match(
-    *, edition: Edition, subscriber_ids: Sequence[int] | None = None
-) -> MatchSummary:
+def edition_match(*, edition: Edition, subscriber_ids: Sequence[int] | None = None) -> MatchSummary:
     """Choose each queued delivery's papers (with reasons), or skip it with the reason."""
     summary = MatchSummary()
     queued = Delivery.objects.filter(
@@ -181,17 +184,13 @@ def _match_chunk(
         items: list[DeliveryPaper] = []
         matched_ids: list[int] = []
         skipped_ids: dict[str, list[int]] = defaultdict(list)
-        for delivery in deliveries:
+        readers = readers_for([d.subscriber for d in deliveries], exclude=sent_before)
+        for delivery, reader in zip(deliveries, readers, strict=True):
             subscriber = delivery.subscriber
-            index, paper_ids = papers.for_frequency(subscriber.frequency)
+            scorer, paper_ids = papers.for_frequency(subscriber.frequency)
             reason = _skip_reason(subscriber, paper_ids)
             if not reason:
-                found = match_papers(
-                    index,
-                    subscriber.interests,
-                    limit=max(1, subscriber.max_papers),
-                    exclude_paper_ids=sent_before.get(subscriber.id, set()),
-                )
+                found = scorer.rank(reader)
                 reason = "" if found else SKIP_NOTHING_MATCHED
                 items.extend(
                     DeliveryPaper(
@@ -234,17 +233,14 @@ def subscriber_preview(*, subscriber: Subscriber, date: dt.date) -> tuple[list[D
     """
     edition = Edition.objects.filter(date=date).first() or Edition(date=date)
     papers = EditionPapers(edition)
-    index, paper_ids = papers.for_frequency(subscriber.frequency)
+    scorer, paper_ids = papers.for_frequency(subscriber.frequency)
     reason = _skip_reason(subscriber, paper_ids)
     if reason:
         return [], reason
     sent_before = already_sent_papers([subscriber.id], paper_ids, edition) if subscriber.pk else {}
-    found = match_papers(
-        index,
-        subscriber.interests,
-        limit=max(1, subscriber.max_papers),
-        exclude_paper_ids=sent_before.get(subscriber.id, set()),
-    )
+    # An unsaved copy (the manage page's preview of edited topics) is embedded in memory.
+    [reader] = readers_for([subscriber], exclude=sent_before, save=False)
+    found = scorer.rank(reader)
     by_id = Paper.objects.in_bulk([m.paper_id for m in found])
     items = [
         DigestItem(paper=by_id[m.paper_id], rank=rank, reasons=[r.as_dict() for r in m.reasons])

@@ -44,6 +44,12 @@ class Subscriber(models.Model):
         blank=True,
         help_text="In their own words, what they are looking for (one sentence).",
     )
+    embedding = models.BinaryField(
+        null=True, editable=False, help_text="Vectors of the intent and of each topic."
+    )
+    embedding_key = models.CharField(
+        max_length=32, blank=True, editable=False, help_text="Which texts `embedding` is of."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)

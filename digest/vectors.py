@@ -1,0 +1,148 @@
+"""Stored sentence vectors: papers once each, subscribers once per edit, read in bulk.
+
+Embedding is the slow part (about a tenth of a second per abstract on a CPU), so nothing
+is embedded twice: a paper keeps its vector, and a subscriber's vectors carry a key of
+the texts they were made from and are remade only when those texts change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from subscriptions.models import Subscriber
+
+from .embedding import DIMENSIONS, embed_texts, from_bytes, text_key, to_bytes
+from .matching import Interests, PaperIndex
+from .models import Feedback, Paper
+from .relevance import EditionScorer, Reader
+
+BACKGROUND_DAYS = 30
+BACKGROUND_MAX = 400
+
+
+def paper_text(paper: Paper) -> str:
+    return f"{paper.title}. {paper.abstract}".strip()
+
+
+def papers_embed(papers: Sequence[Paper]) -> int:
+    """Give every paper without a vector one, stored; return how many were embedded."""
+    missing = [p for p in papers if not p.embedding]
+    if not missing:
+        return 0
+    rows = embed_texts([paper_text(p) for p in missing])
+    for paper, row in zip(missing, rows, strict=True):
+        paper.embedding = to_bytes(row)
+    Paper.objects.bulk_update(missing, ["embedding"], batch_size=200)
+    return len(missing)
+
+
+def paper_matrix(papers: Sequence[Paper]) -> np.ndarray[Any, Any]:
+    if not papers:
+        return np.zeros((0, DIMENSIONS), dtype=np.float32)
+    return np.vstack([from_bytes(p.embedding) for p in papers])
+
+
+def subscriber_texts(subscriber: Subscriber) -> tuple[str, list[str]]:
+    """The texts a subscriber's vectors are of: their sentence and their wanted phrases."""
+    wanted = [text for text, _ in Interests.parse(subscriber.interests).wanted]
+    return subscriber.intent.strip(), wanted
+
+
+def subscribers_embed(subscribers: Sequence[Subscriber], *, save: bool = True) -> int:
+    """(Re)make the vectors of subscribers whose sentence or topics changed."""
+    stale: list[Subscriber] = []
+    texts: set[str] = set()
+    for subscriber in subscribers:
+        intent, phrases = subscriber_texts(subscriber)
+        key = text_key(intent, *phrases)
+        if subscriber.embedding_key != key or not subscriber.embedding:
+            subscriber.embedding_key = key
+            stale.append(subscriber)
+            texts.update(phrases)
+            if intent:
+                texts.add(intent)
+    if not stale:
+        return 0
+    ordered = sorted(texts)
+    vectors = dict(zip(ordered, embed_texts(ordered), strict=True))
+    for subscriber in stale:
+        intent, phrases = subscriber_texts(subscriber)
+        rows = ([vectors[intent]] if intent else []) + [vectors[p] for p in phrases]
+        subscriber.embedding = to_bytes(np.vstack(rows)) if rows else b""
+    if save:
+        # Only saved rows have a key to update; a preview's unsaved copy keeps them in memory.
+        stored = [s for s in stale if s.pk is not None]
+        Subscriber.objects.bulk_update(stored, ["embedding", "embedding_key"], batch_size=500)
+    return len(stale)
+
+
+def background_papers(date: dt.date) -> list[Paper]:
+    """The recent papers that say what is usual: the last month's, the newest first."""
+    recent = list(
+        Paper.objects.filter(
+            batch_date__range=(date - dt.timedelta(days=BACKGROUND_DAYS), date)
+        ).order_by("-batch_date", "-upvotes")[:BACKGROUND_MAX]
+    )
+    papers_embed(recent)
+    return recent
+
+
+def edition_scorer(papers: Sequence[Paper], background: Sequence[Paper]) -> EditionScorer:
+    papers_embed(papers)
+    return EditionScorer(
+        index=PaperIndex.build(papers),
+        paper_ids=[p.id for p in papers],
+        vectors=paper_matrix(papers),
+        upvotes=[p.upvotes for p in papers],
+        background=paper_matrix(background),
+        background_index=PaperIndex.build(background),
+    )
+
+
+def readers_for(
+    subscribers: Sequence[Subscriber],
+    *,
+    exclude: dict[int, set[int]] | None = None,
+    save: bool = True,
+) -> list[Reader]:
+    """Readers with their vectors and feedback, in one query for all of them."""
+    subscribers_embed(subscribers, save=save)
+    liked: dict[int, list[tuple[bytes, str]]] = defaultdict(list)
+    disliked: dict[int, list[tuple[bytes, str]]] = defaultdict(list)
+    ids = [s.pk for s in subscribers if s.pk is not None]
+    rows = Feedback.objects.filter(subscriber_id__in=ids, paper__embedding__isnull=False)
+    for subscriber_id, value, vector, title in rows.values_list(
+        "subscriber_id", "value", "paper__embedding", "paper__title"
+    ):
+        if vector:
+            (liked if value > 0 else disliked)[subscriber_id].append((bytes(vector), title))
+
+    readers: list[Reader] = []
+    for subscriber in subscribers:
+        intent, phrases = subscriber_texts(subscriber)
+        matrix = from_bytes(subscriber.embedding)
+        offset = 1 if intent else 0
+        phrase_vectors = {
+            p: matrix[offset + i] for i, p in enumerate(phrases) if offset + i < len(matrix)
+        }
+        likes = liked.get(subscriber.pk or 0, [])
+        dislikes = disliked.get(subscriber.pk or 0, [])
+        readers.append(
+            Reader(
+                key=subscriber.pk or 0,
+                interests=subscriber.interests,
+                limit=max(1, subscriber.max_papers),
+                intent=matrix[0] if intent and len(matrix) else None,
+                phrase_vectors=phrase_vectors,
+                liked=np.vstack([from_bytes(v) for v, _ in likes]) if likes else None,
+                liked_titles=[t for _, t in likes],
+                disliked=np.vstack([from_bytes(v) for v, _ in dislikes]) if dislikes else None,
+                exclude_paper_ids=(exclude or {}).get(subscriber.pk or 0, set()),
+            )
+        )
+    return readers

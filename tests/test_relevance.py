@@ -1,0 +1,161 @@
+"""Relevance: each signal, and how they combine, on small hand-made papers and vectors.
+
+Vectors here are made by hand (no model), so each test controls what is "close".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+from digest.embedding import DIMENSIONS, normalise
+from digest.matching import PaperIndex
+from digest.relevance import MIN_BACKGROUND, EditionScorer, Reader
+
+RNG = np.random.default_rng(7)
+
+
+def direction(seed: int) -> np.ndarray[Any, Any]:
+    return normalise(np.random.default_rng(seed).normal(size=DIMENSIONS))
+
+
+# Two topics, as directions in the vector space; noise stands for unrelated papers.
+VIDEO = direction(1)
+SPEECH = direction(2)
+
+
+def near(topic: np.ndarray[Any, Any], closeness: float, seed: int) -> np.ndarray[Any, Any]:
+    noise = direction(1000 + seed)
+    return normalise(closeness * topic + (1 - closeness) * noise)
+
+
+@dataclass
+class P:
+    id: int
+    title: str
+    abstract: str = ""
+    ai_keywords: list[str] = field(default_factory=list)
+    upvotes: int = 0
+
+
+BACKGROUND = [
+    P(100 + i, f"Unrelated work number {i}", "We benchmark a model on reasoning tasks.")
+    for i in range(60)
+]
+BACKGROUND_VECTORS = np.vstack([near(direction(5000 + i), 0.9, i) for i in range(60)])
+
+
+def scorer(
+    papers: list[P], vectors: list[np.ndarray[Any, Any]], *, background: int = 60
+) -> EditionScorer:
+    bg_papers = BACKGROUND[:background] + papers
+    bg_vectors = np.vstack([BACKGROUND_VECTORS[:background], *vectors])
+    return EditionScorer(
+        index=PaperIndex.build(papers),
+        paper_ids=[p.id for p in papers],
+        vectors=np.vstack(vectors),
+        upvotes=[p.upvotes for p in papers],
+        background=bg_vectors,
+        background_index=PaperIndex.build(bg_papers),
+    )
+
+
+VIDEO_QA = P(1, "Answering Questions about Long Videos", "A video question answering model.")
+TTS = P(2, "Streaming Speech Synthesis", "A small text-to-speech model.")
+BENCH = P(3, "A Reasoning Benchmark for Agents", "We benchmark reasoning of LLM agents.")
+EDITION = [VIDEO_QA, TTS, BENCH]
+EDITION_VECTORS = [near(VIDEO, 0.8, 1), near(SPEECH, 0.8, 2), near(direction(99), 0.8, 3)]
+
+
+def ids(matches: list[Any]) -> list[int]:
+    return [m.paper_id for m in matches]
+
+
+def test_a_sentence_close_to_a_paper_brings_it_with_that_reason() -> None:
+    s = scorer(EDITION, EDITION_VECTORS)
+    reader = Reader(key=1, interests=["long-form comprehension"], limit=10, intent=VIDEO)
+    [match] = s.rank(reader)
+    assert match.paper_id == VIDEO_QA.id
+    assert match.reasons[0].field == "described"
+
+
+def test_a_specific_phrase_in_the_title_is_strong_evidence() -> None:
+    s = scorer(EDITION, EDITION_VECTORS)
+    phrase = {"speech synthesis": SPEECH}
+    reader = Reader(key=1, interests=["speech synthesis"], limit=10, phrase_vectors=phrase)
+    [match] = s.rank(reader)
+    assert match.paper_id == TTS.id
+    assert (match.reasons[0].field, match.reasons[0].match) == ("title", "Speech Synthesis")
+
+
+def test_a_generic_word_found_everywhere_is_not_enough() -> None:
+    # "reasoning" is in every background abstract: it says little about a paper.
+    s = scorer(EDITION, EDITION_VECTORS)
+    reader = Reader(
+        key=1, interests=["reasoning"], limit=10, phrase_vectors={"reasoning": direction(42)}
+    )
+    assert s.specificity(("reason",)) < 0.1
+    assert s.rank(reader) == []
+
+
+def test_nothing_relevant_means_silence() -> None:
+    s = scorer(EDITION, EDITION_VECTORS)
+    reader = Reader(key=1, interests=["protein folding"], limit=10, intent=direction(77))
+    assert s.rank(reader) == []
+
+
+def test_exclusions_and_papers_already_sent_never_come_back() -> None:
+    s = scorer(EDITION, EDITION_VECTORS)
+    video = {"video": VIDEO}
+    assert ids(s.rank(Reader(key=1, interests=["video"], limit=10, phrase_vectors=video))) == [1]
+    excluded = Reader(key=1, interests=["video", "-question"], limit=10, phrase_vectors=video)
+    assert s.rank(excluded) == []
+    sent = Reader(key=1, interests=["video"], limit=10, phrase_vectors=video, exclude_paper_ids={1})
+    assert s.rank(sent) == []
+
+
+def test_a_liked_paper_pulls_in_its_neighbours_and_says_so() -> None:
+    s = scorer(EDITION, EDITION_VECTORS)
+    liked = np.vstack([near(SPEECH, 0.95, 50)])
+    reader = Reader(
+        key=1,
+        interests=["audio"],
+        limit=10,
+        phrase_vectors={"audio": near(SPEECH, 0.3, 60)},  # related, not the same
+        liked=liked,
+        liked_titles=["Whisper-Style Speech Recognition"],
+    )
+    [match] = s.rank(reader)
+    assert match.paper_id == TTS.id
+    assert (match.reasons[0].field, match.reasons[0].interest) == (
+        "liked",
+        "Whisper-Style Speech Recognition",
+    )
+
+
+def test_a_disliked_paper_pushes_its_neighbours_out() -> None:
+    s = scorer(EDITION, EDITION_VECTORS)
+    video = {"video": VIDEO}
+    disliked = np.vstack([near(VIDEO, 0.95, 51)])
+    reader = Reader(key=1, interests=["video"], limit=10, phrase_vectors=video, disliked=disliked)
+    assert s.rank(reader) == []
+
+
+def test_the_limit_keeps_the_best() -> None:
+    papers = [P(10 + i, f"Video Understanding Part {i}", upvotes=i) for i in range(5)]
+    vectors = [near(VIDEO, 0.8, 10 + i) for i in range(5)]
+    s = scorer(papers, vectors)
+    reader = Reader(key=1, interests=["video understanding"], limit=2, intent=VIDEO)
+    assert len(s.rank(reader)) == 2
+
+
+@pytest.mark.parametrize("background", [0, MIN_BACKGROUND - len(EDITION) - 1])
+def test_with_few_papers_known_the_keywords_decide_alone(background: int) -> None:
+    # A new install's first day: too few papers to say what is unusual.
+    s = scorer(EDITION, EDITION_VECTORS, background=background)
+    assert not s.use_meaning
+    reader = Reader(key=1, interests=["reasoning"], limit=10, intent=VIDEO)
+    assert ids(s.rank(reader)) == [BENCH.id]
