@@ -33,14 +33,15 @@ from .matching import FIELD_WEIGHTS, Interests, Match, PaperIndex, Reason
 
 # Weights of the combination (see the module docstring and the README's figures).
 KEYWORD_FIELD = {"title": 1.0, "keywords": 0.8, "abstract": 0.45}
-W_KEYWORD = 3.0
+W_KEYWORD = 4.0
 W_LIKED = 3.5  # a near-twin of a liked paper comes on its own
-W_DISLIKED = 10.0  # a near-twin of a disliked paper never does
+W_DISLIKED = 6.0  # and a near-twin (similarity past FEEDBACK_FULL) of a disliked one never does
 W_UPVOTES = 0.05
-THRESHOLD_WITH_INTENT = 4.6
-THRESHOLD_KEYWORDS_ONLY = 3.1
-# A reader's sentence counts as the reason when it is this unusual for them (z-score).
-DESCRIBED_Z = 2.5
+THRESHOLD_WITH_INTENT = 9.0
+THRESHOLD_KEYWORDS_ONLY = 6.0
+# A reader's sentence counts as the reason when the paper is this unusually close to it
+# (the sum of its two z-scores, whole paper and best sentence).
+DESCRIBED_Z = 4.0
 # Feedback: similarity at which a liked / disliked paper starts to pull, and saturates.
 FEEDBACK_FROM, FEEDBACK_FULL = 0.55, 0.85
 # Fewer background papers than this make z-scores noise; matching then falls back to the
@@ -67,16 +68,19 @@ class Reader:
 
 @dataclass
 class _Phrase:
-    z: np.ndarray[Any, Any]  # per edition paper, z-score of similarity to the phrase
+    z: np.ndarray[Any, Any]  # per edition paper, z-score of the whole paper's closeness
+    z_units: np.ndarray[Any, Any]  # per edition paper, z-score of its closest sentence
     evidence: np.ndarray[Any, Any]  # per edition paper, field weight x specificity (0 = no hit)
 
 
 class EditionScorer:
     """The edition's papers (and recent papers as background), ready to score readers.
 
-    `vectors` are the edition papers' embeddings in `index` order (`paper_ids`);
-    `background` holds recent papers' embeddings (the edition's included) and
-    `background_index` their keyword index, for z-scores and phrase specificity.
+    `vectors` are the edition papers' embeddings (title and abstract) in `paper_ids`
+    order, `units` their titles' and sentences' vectors, paper by paper from
+    `unit_starts`; `background` holds recent papers' embeddings (the edition's included),
+    `background_units` the units of a sample of them, and `background_index` their
+    keyword index, for z-scores and phrase specificity.
     """
 
     def __init__(
@@ -85,8 +89,12 @@ class EditionScorer:
         index: PaperIndex,
         paper_ids: Sequence[int],
         vectors: Matrix,
+        units: Matrix,
+        unit_starts: np.ndarray[Any, Any],
         upvotes: Sequence[int],
         background: Matrix,
+        background_units: Matrix,
+        background_unit_starts: np.ndarray[Any, Any],
         background_index: PaperIndex,
     ) -> None:
         self.index = index
@@ -94,7 +102,12 @@ class EditionScorer:
         self.position = {pid: i for i, pid in enumerate(self.paper_ids)}
         self.vectors = vectors
         self.upvote_bonus = W_UPVOTES * np.log1p(np.asarray(upvotes, dtype=np.float32))
+        self.units, self.unit_starts = units, unit_starts
         self.background = background
+        self.background_units, self.background_unit_starts = (
+            background_units,
+            background_unit_starts,
+        )
         self.background_index = background_index
         self.use_meaning = len(background) >= MIN_BACKGROUND and len(vectors) > 0
         self._phrases: dict[tuple[tuple[str, ...], str], _Phrase] = {}
@@ -106,6 +119,16 @@ class EditionScorer:
         sims = self.vectors @ row
         reference = self.background @ row
         return (sims - reference.mean()) / max(float(reference.std()), 1e-6)
+
+    def _z_units(self, row: Matrix) -> np.ndarray[Any, Any]:
+        """Each paper's closest title or sentence to `row`, as z-scores (same idea)."""
+        sims = np.maximum.reduceat(self.units @ row, self.unit_starts)
+        reference = np.maximum.reduceat(self.background_units @ row, self.background_unit_starts)
+        return (sims - reference.mean()) / max(float(reference.std()), 1e-6)
+
+    def closeness(self, row: Matrix) -> np.ndarray[Any, Any]:
+        """How unusually close each paper is to a text: whole paper plus best sentence."""
+        return self._z(row) + self._z_units(row)
 
     def specificity(self, stems: tuple[str, ...]) -> float:
         """1 for a phrase in one or two recent papers, falling towards 0 as it gets common."""
@@ -124,12 +147,13 @@ class EditionScorer:
         spec = self.specificity(stems)
         for paper_id, hit in self.index.lookup(stems).items():
             evidence[self.position[paper_id]] = KEYWORD_FIELD[hit.field] * spec
-        z = (
-            self._z(vector)
-            if self.use_meaning and vector is not None
-            else np.zeros(len(self.paper_ids), dtype=np.float32)
+        zeros = np.zeros(len(self.paper_ids), dtype=np.float32)
+        meaning = self.use_meaning and vector is not None
+        made = _Phrase(
+            z=self._z(vector) if meaning and vector is not None else zeros,
+            z_units=self._z_units(vector) if meaning and vector is not None else zeros,
+            evidence=evidence,
         )
-        made = _Phrase(z=z, evidence=evidence)
         self._phrases[cache_key] = made
         return made
 
@@ -161,15 +185,19 @@ class EditionScorer:
             score = evidence + self.upvote_bonus * 0.01
             chosen = np.flatnonzero((evidence > 0) & ~blocked)
         else:
-            score = np.max([s.z for s in signals], axis=0) + W_KEYWORD * evidence
+            score = (
+                np.max([s.z for s in signals], axis=0)
+                + np.max([s.z_units for s in signals], axis=0)
+                + W_KEYWORD * evidence
+            )
             threshold = THRESHOLD_KEYWORDS_ONLY
-            described = None
             if reader.intent is not None:
-                described = self._z(reader.intent)
-                score = score + described
+                score = score + self.closeness(reader.intent)
                 threshold = THRESHOLD_WITH_INTENT
-            liked_by = self._feedback(reader.liked)
-            score = score + W_LIKED * liked_by[0] - W_DISLIKED * self._feedback(reader.disliked)[0]
+            liked_by = self._feedback(reader.liked)[0]
+            disliked_by = self._feedback(reader.disliked)[0]
+            blocked |= disliked_by >= 1.0
+            score = score + W_LIKED * liked_by - W_DISLIKED * disliked_by
             score = score + self.upvote_bonus
             chosen = np.flatnonzero((score >= threshold) & ~blocked)
         chosen = chosen[np.argsort(-score[chosen], kind="stable")][: reader.limit]
@@ -198,7 +226,7 @@ class EditionScorer:
             if strength[i] > 0 and reader.liked_titles:
                 title = reader.liked_titles[int(which[i])]
                 reasons.append(Reason(interest=title, field="liked", before="", match="", after=""))
-            elif reader.intent is not None and self._z(reader.intent)[i] >= DESCRIBED_Z:
+            elif reader.intent is not None and self.closeness(reader.intent)[i] >= DESCRIBED_Z:
                 reasons.append(
                     Reason(interest="", field="described", before="", match="", after="")
                 )

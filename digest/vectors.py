@@ -8,6 +8,7 @@ the texts they were made from and are remade only when those texts change.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -23,28 +24,52 @@ from .relevance import EditionScorer, Reader
 
 BACKGROUND_DAYS = 30
 BACKGROUND_MAX = 400
+BACKGROUND_UNITS_SAMPLE = 120
 
 
-def paper_text(paper: Paper) -> str:
-    return f"{paper.title}. {paper.abstract}".strip()
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
+MIN_SENTENCE = 20  # shorter pieces ("Code is available.") say nothing about the topic
+
+
+def paper_texts(paper: Paper) -> list[str]:
+    """What a paper's vectors are of: title and abstract together, the title alone, then
+    each sentence of the abstract. A paper about X often says so in one sentence, which
+    the whole abstract's vector dilutes with everything else it says."""
+    title = " ".join(paper.title.split())
+    abstract = " ".join(paper.abstract.split())
+    sentences = [s for s in _SENTENCE_END.split(abstract) if len(s) >= MIN_SENTENCE]
+    return [f"{title}. {abstract}".strip(), title, *sentences]
 
 
 def papers_embed(papers: Sequence[Paper]) -> int:
-    """Give every paper without a vector one, stored; return how many were embedded."""
+    """Give every paper without vectors its vectors, stored; return how many were embedded."""
     missing = [p for p in papers if not p.embedding]
     if not missing:
         return 0
-    rows = embed_texts([paper_text(p) for p in missing])
-    for paper, row in zip(missing, rows, strict=True):
-        paper.embedding = to_bytes(row)
+    texts = [paper_texts(p) for p in missing]
+    rows = embed_texts([t for group in texts for t in group])
+    start = 0
+    for paper, group in zip(missing, texts, strict=True):
+        paper.embedding = to_bytes(rows[start : start + len(group)])
+        start += len(group)
     Paper.objects.bulk_update(missing, ["embedding"], batch_size=200)
     return len(missing)
 
 
 def paper_matrix(papers: Sequence[Paper]) -> np.ndarray[Any, Any]:
+    """One row per paper: its title-and-abstract vector."""
     if not papers:
         return np.zeros((0, DIMENSIONS), dtype=np.float32)
-    return np.vstack([from_bytes(p.embedding) for p in papers])
+    return np.vstack([from_bytes(p.embedding)[:1] for p in papers])
+
+
+def paper_units(papers: Sequence[Paper]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The title and sentence vectors of all papers, and where each paper's rows start."""
+    blocks = [from_bytes(p.embedding) for p in papers]
+    units = [b[1:] if len(b) > 1 else b for b in blocks]
+    starts = np.cumsum([0] + [len(u) for u in units[:-1]]) if units else np.zeros(0, int)
+    matrix = np.vstack(units) if units else np.zeros((0, DIMENSIONS), dtype=np.float32)
+    return matrix, starts.astype(np.int64)
 
 
 def subscriber_texts(subscriber: Subscriber) -> tuple[str, list[str]]:
@@ -94,12 +119,22 @@ def background_papers(date: dt.date) -> list[Paper]:
 
 def edition_scorer(papers: Sequence[Paper], background: Sequence[Paper]) -> EditionScorer:
     papers_embed(papers)
+    units, starts = paper_units(papers)
+    # Per-reader z-scores of sentence-level closeness need a background of sentences too;
+    # a sample of the recent papers is plenty for a mean and a spread, and keeps matching
+    # many readers cheap.
+    sample = list(background)[:: max(1, len(background) // BACKGROUND_UNITS_SAMPLE)]
+    bg_units, bg_starts = paper_units(sample)
     return EditionScorer(
         index=PaperIndex.build(papers),
         paper_ids=[p.id for p in papers],
         vectors=paper_matrix(papers),
+        units=units,
+        unit_starts=starts,
         upvotes=[p.upvotes for p in papers],
         background=paper_matrix(background),
+        background_units=bg_units,
+        background_unit_starts=bg_starts,
         background_index=PaperIndex.build(background),
     )
 
@@ -139,9 +174,11 @@ def readers_for(
                 limit=max(1, subscriber.max_papers),
                 intent=matrix[0] if intent and len(matrix) else None,
                 phrase_vectors=phrase_vectors,
-                liked=np.vstack([from_bytes(v) for v, _ in likes]) if likes else None,
+                liked=np.vstack([from_bytes(v)[:1] for v, _ in likes]) if likes else None,
                 liked_titles=[t for _, t in likes],
-                disliked=np.vstack([from_bytes(v) for v, _ in dislikes]) if dislikes else None,
+                disliked=(
+                    np.vstack([from_bytes(v)[:1] for v, _ in dislikes]) if dislikes else None
+                ),
                 exclude_paper_ids=(exclude or {}).get(subscriber.pk or 0, set()),
             )
         )

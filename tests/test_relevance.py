@@ -53,12 +53,17 @@ def scorer(
 ) -> EditionScorer:
     bg_papers = BACKGROUND[:background] + papers
     bg_vectors = np.vstack([BACKGROUND_VECTORS[:background], *vectors])
+    # One "sentence" per paper: its own vector, so both views of a paper agree.
     return EditionScorer(
         index=PaperIndex.build(papers),
         paper_ids=[p.id for p in papers],
         vectors=np.vstack(vectors),
+        units=np.vstack(vectors),
+        unit_starts=np.arange(len(vectors)),
         upvotes=[p.upvotes for p in papers],
         background=bg_vectors,
+        background_units=bg_vectors,
+        background_unit_starts=np.arange(len(bg_vectors)),
         background_index=PaperIndex.build(bg_papers),
     )
 
