@@ -57,7 +57,7 @@ class SubscriberForm(forms.ModelForm[Subscriber]):
 
     class Meta:
         model = Subscriber
-        fields = ("email", "status", "interests", "frequency", "max_papers")
+        fields = ("email", "status", "interests", "intent", "frequency", "max_papers")
 
     def clean_interests(self) -> list[str]:
         raw = self.cleaned_data["interests"]
@@ -132,7 +132,7 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
         "recent_events",
     )
     fieldsets = (
-        (None, {"fields": ("email", "status", "interests", "frequency", "max_papers")}),
+        (None, {"fields": ("email", "status", "interests", "intent", "frequency", "max_papers")}),
         (
             "History",
             {
