@@ -18,6 +18,7 @@ from .planning import MatchSummary, edition_match, edition_plan, ready_to_send
 from .scraping import ScrapeResult, scrape_papers
 from .sending import BatchResult, SendResult, deliveries_send
 from .sources import huggingface
+from .vectors import background_papers
 
 LOOKBACK_DAYS = 7
 
@@ -48,10 +49,22 @@ class Prepared:
 
 
 def edition_prepare(
-    *, date: dt.date, sources: Sequence[str] | None = None, scrape: bool = True
+    *,
+    date: dt.date,
+    sources: Sequence[str] | None = None,
+    scrape: bool = True,
+    on_scraped: Callable[[ScrapeResult], None] | None = None,
+    on_embed_progress: Callable[[int, int], None] | None = None,
 ) -> Prepared:
-    """Scrape the day's papers, plan the edition and choose every delivery's papers."""
+    """Scrape the day's papers, plan the edition and choose every delivery's papers.
+
+    The papers are embedded (once each) before matching, so a caller can show progress
+    of the slow part.
+    """
     scraped = scrape_papers(date=date, sources=sources or default_sources()) if scrape else None
+    if scraped is not None and on_scraped:
+        on_scraped(scraped)
+    background_papers(date, on_progress=on_embed_progress)
     edition = edition_plan(date=date)
     return Prepared(edition=edition, scrape=scraped, matching=edition_match(edition=edition))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from .relevance import EditionScorer, Reader
 BACKGROUND_DAYS = 30
 BACKGROUND_MAX = 400
 BACKGROUND_UNITS_SAMPLE = 120
+EMBED_BATCH_PAPERS = 8
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
@@ -41,18 +42,25 @@ def paper_texts(paper: Paper) -> list[str]:
     return [f"{title}. {abstract}".strip(), title, *sentences]
 
 
-def papers_embed(papers: Sequence[Paper]) -> int:
-    """Give every paper without vectors its vectors, stored; return how many were embedded."""
+def papers_embed(
+    papers: Sequence[Paper], *, on_progress: Callable[[int, int], None] | None = None
+) -> int:
+    """Give every paper without vectors its vectors, stored; return how many were embedded.
+
+    `on_progress(done, total)` is called as papers are embedded, a few at a time.
+    """
     missing = [p for p in papers if not p.embedding]
-    if not missing:
-        return 0
-    texts = [paper_texts(p) for p in missing]
-    rows = embed_texts([t for group in texts for t in group])
-    start = 0
-    for paper, group in zip(missing, texts, strict=True):
-        paper.embedding = to_bytes(rows[start : start + len(group)])
-        start += len(group)
-    Paper.objects.bulk_update(missing, ["embedding"], batch_size=200)
+    for start in range(0, len(missing), EMBED_BATCH_PAPERS):
+        batch = missing[start : start + EMBED_BATCH_PAPERS]
+        texts = [paper_texts(p) for p in batch]
+        rows = embed_texts([t for group in texts for t in group])
+        offset = 0
+        for paper, group in zip(batch, texts, strict=True):
+            paper.embedding = to_bytes(rows[offset : offset + len(group)])
+            offset += len(group)
+        Paper.objects.bulk_update(batch, ["embedding"])
+        if on_progress:
+            on_progress(start + len(batch), len(missing))
     return len(missing)
 
 
@@ -106,14 +114,19 @@ def subscribers_embed(subscribers: Sequence[Subscriber], *, save: bool = True) -
     return len(stale)
 
 
-def background_papers(date: dt.date) -> list[Paper]:
-    """The recent papers that say what is usual: the last month's, the newest first."""
+def background_papers(
+    date: dt.date, *, on_progress: Callable[[int, int], None] | None = None
+) -> list[Paper]:
+    """The recent papers that say what is usual: the last month's, the newest first.
+
+    The day's own papers are among them, so embedding these embeds the edition too.
+    """
     recent = list(
         Paper.objects.filter(
             batch_date__range=(date - dt.timedelta(days=BACKGROUND_DAYS), date)
         ).order_by("-batch_date", "-upvotes")[:BACKGROUND_MAX]
     )
-    papers_embed(recent)
+    papers_embed(recent, on_progress=on_progress)
     return recent
 
 

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from digest.daily import edition_counts, edition_prepare, edition_send, latest_papers_date
 from digest.management.dates import iso_date
 from digest.models import Delivery
+from digest.scraping import ScrapeResult
 from digest.sending import Outcome, SendResult
 from digest.sources.base import SourceError
 
@@ -52,12 +53,35 @@ class Command(BaseCommand):
         self.stdout.write(self.style.MIGRATE_HEADING(f"Paperboy edition of {date:%A %d %B %Y}"))
 
         self.stdout.write(f"  Scraping papers from {settings.PAPERBOY_HF_URL} …")
-        prepared = edition_prepare(date=date, sources=options["source"])
+
+        def scraped(scrape: ScrapeResult) -> None:
+            self.stdout.write(
+                f"  {scrape.fetched} papers fetched "
+                f"({scrape.created} new, {scrape.updated} updated)"
+            )
+
+        reading: tqdm[Any] | None = None
+
+        def embedding(done: int, total: int) -> None:
+            # Each paper is read once (sentence vectors, about a third of a second each).
+            nonlocal reading
+            if reading is None:
+                reading = tqdm(
+                    total=total,
+                    desc="  Reading papers",
+                    unit="paper",
+                    disable=options["no_progress"],
+                    file=self.stderr._out,
+                )
+            reading.update(done - reading.n)
+
+        prepared = edition_prepare(
+            date=date, sources=options["source"], on_scraped=scraped, on_embed_progress=embedding
+        )
+        if reading is not None:
+            reading.close()
         scrape = prepared.scrape
         assert scrape is not None
-        self.stdout.write(
-            f"  {scrape.fetched} papers fetched ({scrape.created} new, {scrape.updated} updated)"
-        )
 
         bar: tqdm[Any] | None = None
 
