@@ -148,6 +148,9 @@ def one_line(text: str) -> str:
 
 def squash(text: str) -> str:
     """Like one_line, but keeps one space at either end: snippet parts join up again."""
+    if text.isprintable():
+        # The common case, checked in C: no control or format characters, no line breaks.
+        return _SPACES.sub(" ", text)
     text = "".join(
         ch for ch in text if ch.isspace() or not unicodedata.category(ch).startswith("C")
     )
