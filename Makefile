@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATE ?=
 N ?= 10000
+MATCH_N ?= 100000
 
 .PHONY: install demo test bench lint fmt run worker beat clean
 
@@ -27,6 +28,7 @@ test: install
 
 bench: install
 	$(BIN)/python bench/bench_digest.py --subscribers $(N)
+	$(BIN)/python bench/bench_matching.py --subscribers $(MATCH_N)
 
 lint: install
 	$(BIN)/ruff check .

@@ -92,10 +92,13 @@ def make_interests(rng: random.Random) -> list[str]:
     return interests
 
 
-def make_subscribers(rng: random.Random, n: int) -> list[SyntheticSubscriber]:
+def make_subscribers(
+    rng: random.Random, n: int, *, start: int = 0, weekly_rate: float = WEEKLY_RATE
+) -> list[SyntheticSubscriber]:
+    """n subscribers; `start` numbers their addresses, so batches made in turn stay unique."""
     sizes, size_weights = zip(*MAX_PAPERS_CHOICES, strict=True)
     people: list[SyntheticSubscriber] = []
-    for i in range(n):
+    for i in range(start, start + n):
         first = rng.choice(v.FIRST_NAMES).lower()
         last = rng.choice(v.LAST_NAMES).lower()
         # The index keeps addresses unique; names keep them looking like addresses.
@@ -105,11 +108,53 @@ def make_subscribers(rng: random.Random, n: int) -> list[SyntheticSubscriber]:
                 email=email,
                 key=base64.urlsafe_b64encode(rng.randbytes(16)).decode().rstrip("="),
                 interests=make_interests(rng),
-                frequency="weekly" if rng.random() < WEEKLY_RATE else "daily",
+                frequency="weekly" if rng.random() < weekly_rate else "daily",
                 max_papers=rng.choices(sizes, weights=size_weights)[0],
             )
         )
     return people
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A "What are you looking for?" sentence and the topics it was written around."""
+
+    sentence: str
+    topics: tuple[str, ...]
+
+
+def make_intents(rng: random.Random, n: int) -> list[Intent]:
+    """n distinct sentences from INTENT_TEMPLATES, on topics weighted as subscribers' are."""
+    intents: list[Intent] = []
+    seen: set[str] = set()
+    while len(intents) < n:
+        template = rng.choice(v.INTENT_TEMPLATES)
+        t1, t2 = SUBSCRIBER_TOPICS.distinct(rng, 2)
+        sentence = template.format(t1=t1, t2=t2)
+        if sentence not in seen and len(sentence) <= 300:  # Subscriber.intent's max_length
+            seen.add(sentence)
+            used = (t1, t2) if "{t2}" in template else (t1,)
+            intents.append(Intent(sentence=sentence, topics=used))
+    return intents
+
+
+class IntentPicker:
+    """Gives a subscriber a sentence from the pool, mostly one about a topic they typed."""
+
+    def __init__(self, pool: Sequence[Intent], on_topic: float = 0.8) -> None:
+        self.pool = list(pool)
+        self.on_topic = on_topic
+        self.by_topic: dict[str, list[Intent]] = {}
+        for intent in self.pool:
+            for topic in intent.topics:
+                self.by_topic.setdefault(topic.lower(), []).append(intent)
+
+    def pick(self, rng: random.Random, interests: Sequence[str]) -> Intent:
+        if rng.random() < self.on_topic:
+            near = [i for t in interests for i in self.by_topic.get(t.lower(), [])]
+            if near:
+                return rng.choice(near)
+        return rng.choice(self.pool)
 
 
 # --- Papers -----------------------------------------------------------------------------

@@ -536,3 +536,40 @@ EMAIL_DOMAINS: tuple[str, ...] = (
     "example.com", "example.org", "example.net", "mail.example", "lab.example.edu",
     "research.example.com", "uni.example.ac.uk",
 )  # fmt: skip
+
+# --- Intent sentences ---------------------------------------------------------------------
+# "What are you looking for?" in a subscriber's own words. {t1}, {t2}: topics as typed;
+# bench/synthetic.py fills them from TOPICS to make a pool of distinct sentences.
+
+INTENT_TEMPLATES: tuple[str, ...] = (
+    "I want to keep up with new work on {t1}, especially anything that touches {t2}.",
+    "Papers that use {t1} to make {t2} cheaper or more reliable.",
+    "New methods for {t1} that actually work in practice, not just on benchmarks",
+    "I'm a PhD student working on {t1}; send me papers connecting it to {t2}",
+    "how to apply {t1} to {t2} with limited compute",
+    "Anything on {t1} for {t2}, preferably with code released.",
+    "Practical tricks for training {t1} systems on a small GPU budget",
+    "I build products with {t1} and want to know what is ready for production.",
+    "Theory and careful empirical analysis of why {t1} works, and when it does not.",
+    "Evaluations that show where {t1} fails, and fixes for those failures",
+    "open-source alternatives to proprietary {t1} systems",
+    "Combining {t1} and {t2} for scientific discovery.",
+    "Using {t1} to improve {t2} in low-resource languages",
+    "Efficient {t1}: faster inference, smaller models, less memory.",
+    "Safety and alignment problems raised by {t1}, and how {t2} could help.",
+    "I do research on {t1} in industry and mostly care about {t2}.",
+    "Datasets and benchmarks for {t1}, especially ones about {t2}.",
+    "Whatever is new and important in {t1} this week.",
+    "Better {t1} for robots and embodied agents acting in the real world",
+    "Scaling {t1} to long documents and long videos",
+    "Ideas from {t2} that could transfer to {t1}",
+    "reinforcement learning approaches to {t1}, with a focus on {t2}",
+    "I teach a course on {t1} and look for clear papers on {t2} to discuss with students.",
+    "Surprising negative results about {t1} or {t2}",
+    "How {t1} behaves at scale: scaling laws, compute budgets and data mixtures.",
+    "Interpretability of models trained for {t1}",
+    "applications of {t1} in medicine and biology",
+    "Making {t1} more robust to distribution shift and adversarial inputs",
+    "Small models that are good at {t1} and run on a laptop or a phone.",
+    "Connections between {t1} and {t2}, explained without too much hype.",
+)

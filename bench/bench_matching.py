@@ -1,0 +1,609 @@
+"""Benchmark matching alone: N daily subscribers with sentences and feedback, one edition.
+
+    .venv/bin/python bench/bench_matching.py --subscribers 100000     (make bench MATCH_N=…)
+
+Every subscriber has 3–8 phrases, an intent sentence and stored vectors (keyed as the
+product keys them, so nothing is re-embedded); a fifth have feedback on recent papers.
+The edition's papers are embedded for real in the set-up; the background papers mostly
+get synthetic vectors (see bench/README.md). It then times the product's path,
+`edition_plan` and `edition_match`, and, apart, the scoring alone (`EditionScorer.rank`
+for every reader). Like bench_digest.py it runs on a fresh temporary SQLite file unless
+--database-url is given. Progress goes to stderr; the figures to stdout, summary last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime as dt
+import gc
+import io
+import os
+import pstats
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script, bench/ is on the path but not the root
+    sys.path.insert(0, str(ROOT))
+
+from bench.bench_digest import (  # noqa: E402
+    RESERVED_DATABASES,
+    _shown,
+    check_empty,
+    log,
+    phase,
+    setup_django,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from bench.synthetic import SyntheticPaper
+
+# The edition's date; the background papers are spread over the days before it.
+EDITION_DATE = dt.date(2026, 3, 10)
+BACKGROUND_DAYS = 29  # within digest.vectors.BACKGROUND_DAYS (30)
+# A synthetic background vector: a real one plus isotropic noise of this norm, normalised.
+# 0.3 keeps its similarity to unrelated papers near the real 0.49 ± 0.08 (0.47 ± 0.08)
+# and its similarity to the paper it copies at about 0.96.
+NOISE_NORM = 0.3
+LIKE_RATE = 0.7  # of feedback rows, "more like this"
+INSERT_BATCH = 5000
+MATCH_TARGET_S = 10.0
+
+
+# --- Set-up ---------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=100_000, help="default 100000")
+    parser.add_argument("--papers", type=int, default=50, help="papers in the edition (50)")
+    parser.add_argument(
+        "--background", type=int, default=300, help="recent papers before the edition (300)"
+    )
+    parser.add_argument(
+        "--anchors",
+        type=int,
+        default=24,
+        help="background papers embedded for real; the others copy one with noise (24)",
+    )
+    parser.add_argument(
+        "--real-background",
+        action="store_true",
+        help="embed every background paper for real (slower set-up: ~0.1-0.2 s a paper)",
+    )
+    parser.add_argument("--intents", type=int, default=300, help="pool of sentences (300)")
+    parser.add_argument(
+        "--feedback-rate", type=float, default=0.2, help="share with feedback (0.2)"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic data")
+    parser.add_argument(
+        "--profile",
+        metavar="PATH",
+        default="",
+        help="run edition_match under cProfile, save the stats to PATH and print the top "
+        "functions on stderr (the profiler slows the many small calls: match_s swells)",
+    )
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=0,
+        help="threads of numpy's BLAS (OPENBLAS/OMP/MKL_NUM_THREADS); default: as installed",
+    )
+    parser.add_argument(
+        "--no-scoring", action="store_true", help="skip the separate scoring-only timing"
+    )
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="run on this database instead of a temporary SQLite file, e.g. "
+        "postgres://postgres@127.0.0.1:5432/paperboy_bench",
+    )
+    args = parser.parse_args(argv)
+    if args.subscribers < 1 or args.papers < 1 or args.intents < 1:
+        parser.error("--subscribers, --papers and --intents must be at least 1")
+    if args.background < 0 or args.anchors < 1:
+        parser.error("--background must be at least 0 and --anchors at least 1")
+    if not 0.0 <= args.feedback_rate <= 1.0:
+        parser.error("--feedback-rate is a share, between 0 and 1")
+    if args.database_url:
+        name = Path(urlsplit(args.database_url).path).name
+        if name in RESERVED_DATABASES:
+            parser.error(f"the database {name!r} belongs to the tests; use another one")
+    return args
+
+
+def unit_noise(gen: np.random.Generator, rows: int, dims: int) -> np.ndarray[Any, Any]:
+    import numpy as np
+
+    noise = gen.standard_normal((rows, dims)).astype(np.float32)
+    return noise / np.linalg.norm(noise, axis=1, keepdims=True)
+
+
+def background_papers(rng: random.Random, n: int) -> list[tuple[SyntheticPaper, dt.date]]:
+    """n papers from the days before the edition, a few a day, with their own arXiv ids."""
+    from bench.synthetic import make_papers
+
+    made = make_papers(rng, n, EDITION_DATE - dt.timedelta(days=1))
+    dated: list[tuple[SyntheticPaper, dt.date]] = []
+    for i, paper in enumerate(made):
+        day = EDITION_DATE - dt.timedelta(days=1 + i % BACKGROUND_DAYS)
+        # make_papers numbers ids from 10000 per call; these start at 20000, so stay unique.
+        arxiv_id = f"{day:%y%m}.{20000 + i:05d}"
+        published = dt.datetime.combine(day - dt.timedelta(days=1), dt.time(17), tzinfo=dt.UTC)
+        dated.append((replace(paper, arxiv_id=arxiv_id, published_at=published), day))
+    return dated
+
+
+def insert_papers(args: argparse.Namespace, rng: random.Random) -> tuple[list[int], list[int]]:
+    """The edition's papers and the background; returns both id lists.
+
+    The edition's papers and `--anchors` background papers are embedded for real by the
+    product's own `papers_embed` (whatever rows it stores: today the whole text, the title
+    and each sentence). Every other background paper copies a random anchor's rows, each
+    row plus isotropic noise of norm NOISE_NORM, normalised.
+    """
+    import numpy as np
+
+    from bench.synthetic import make_papers
+    from digest.embedding import from_bytes, normalise, to_bytes
+    from digest.models import Paper
+    from digest.vectors import papers_embed
+
+    now = dt.datetime.now(dt.UTC)
+    edition = [
+        Paper(batch_date=EDITION_DATE, first_seen_at=now, **vars(p))
+        for p in make_papers(rng, args.papers, EDITION_DATE)
+    ]
+    background = [
+        Paper(batch_date=day, first_seen_at=now, **vars(p))
+        for p, day in background_papers(rng, args.background)
+    ]
+    Paper.objects.bulk_create(edition + background, batch_size=500)
+    real = len(background) if args.real_background else min(args.anchors, len(background))
+    anchors, copies = background[:real], background[real:]
+    log(
+        f"embedding {len(edition) + real} papers for real "
+        f"({len(edition)} edition, {real} background)…"
+    )
+    papers_embed(edition + anchors)
+    if copies:
+        gen = np.random.default_rng(args.seed)
+        for paper, which in zip(copies, gen.integers(0, real, len(copies)), strict=True):
+            rows = from_bytes(anchors[which].embedding)
+            noise = unit_noise(gen, len(rows), rows.shape[1])
+            paper.embedding = to_bytes(normalise(rows + NOISE_NORM * noise))
+        Paper.objects.bulk_update(copies, ["embedding"], batch_size=200)
+    stored = sum(len(from_bytes(p.embedding)) for p in edition)
+    log(f"edition papers: {stored} stored vectors ({stored / max(len(edition), 1):.1f} a paper)")
+    return [p.id for p in edition], [p.id for p in background]
+
+
+@dataclass
+class Population:
+    subscribers: int = 0
+    phrases: int = 0  # distinct phrase texts embedded
+    intents: int = 0
+    with_feedback: int = 0
+    feedback_rows: int = 0
+    vector_rows: int = 0  # stored vectors, over all subscribers
+
+
+def insert_subscribers(args: argparse.Namespace, rng: random.Random, pop: Population) -> None:
+    """Subscribers with their sentence's and phrases' vectors, stored as the product would.
+
+    Sentences come from a pool and phrases from the vocabulary, so each distinct text is
+    embedded once; a subscriber's `embedding` is its sentence's row, then its phrases'
+    (digest.vectors.subscribers_embed's layout), under the key the product computes.
+    """
+    from bench.synthetic import IntentPicker, make_intents, make_subscribers
+    from digest.embedding import embed_texts, text_key, to_bytes
+    from digest.vectors import subscriber_texts
+    from subscriptions.models import Subscriber
+
+    people = make_subscribers(rng, args.subscribers, weekly_rate=0.0)
+    pool = make_intents(rng, args.intents)
+    picker = IntentPicker(pool)
+    intents = [picker.pick(rng, p.interests).sentence for p in people]
+    now = dt.datetime.now(dt.UTC)
+
+    def subscriber(i: int) -> Subscriber:
+        return Subscriber(
+            status=Subscriber.Status.ACTIVE, confirmed_at=now, intent=intents[i], **vars(people[i])
+        )
+
+    phrases: set[str] = set()
+    for i in range(len(people)):
+        phrases.update(subscriber_texts(subscriber(i))[1])
+    texts = sorted(phrases | {i.sentence for i in pool})
+    log(f"embedding {len(pool)} sentences and {len(phrases)} distinct phrases for real…")
+    row_bytes = {t: to_bytes(row) for t, row in zip(texts, embed_texts(texts), strict=True)}
+    pop.phrases, pop.intents = len(phrases), len(pool)
+
+    for start in range(0, len(people), INSERT_BATCH):
+        batch = [subscriber(i) for i in range(start, min(start + INSERT_BATCH, len(people)))]
+        for s in batch:
+            intent, wanted = subscriber_texts(s)
+            rows = ([intent] if intent else []) + wanted
+            s.embedding = b"".join(row_bytes[t] for t in rows)
+            s.embedding_key = text_key(intent, *wanted)
+            pop.vector_rows += len(rows)
+        Subscriber.objects.bulk_create(batch, batch_size=1000)
+        pop.subscribers += len(batch)
+        if (start // INSERT_BATCH) % 5 == 4:
+            log(f"inserted {pop.subscribers} subscribers")
+
+
+def insert_feedback(
+    args: argparse.Namespace, rng: random.Random, paper_ids: Sequence[int], pop: Population
+) -> None:
+    """A share of subscribers said "more / less like this" to 1–5 recent papers."""
+    from digest.models import Feedback
+    from subscriptions.models import Subscriber
+
+    if not paper_ids:
+        return
+    now = dt.datetime.now(dt.UTC)
+    rows: list[Feedback] = []
+    ids = Subscriber.objects.order_by("id").values_list("id", flat=True)
+    for subscriber_id in ids.iterator(chunk_size=5000):
+        if rng.random() >= args.feedback_rate:
+            continue
+        pop.with_feedback += 1
+        for paper_id in rng.sample(list(paper_ids), min(rng.randint(1, 5), len(paper_ids))):
+            value = 1 if rng.random() < LIKE_RATE else -1
+            rows.append(
+                Feedback(
+                    subscriber_id=subscriber_id, paper_id=paper_id, value=value, created_at=now
+                )
+            )
+    Feedback.objects.bulk_create(rows, batch_size=2000)
+    pop.feedback_rows = len(rows)
+
+
+def delete_data() -> None:
+    """Leave an explicit --database-url as empty as it was found (leaves first)."""
+    from digest.models import Delivery, DeliveryPaper, Edition, Feedback, Paper
+    from subscriptions.models import Subscriber
+
+    for model in (DeliveryPaper, Delivery, Edition, Feedback, Subscriber, Paper):
+        model.objects.all()._raw_delete(model.objects.db)
+
+
+# --- Measuring ------------------------------------------------------------------------------
+
+
+def reset_peak_rss() -> bool:
+    """Start VmHWM afresh (Linux), so the peak of one phase excludes the set-up's."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_mb(*, since_reset: bool) -> float:
+    if since_reset:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    # ru_maxrss is in KiB on Linux (bytes on macOS); it never resets.
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
+class EmbedCounter:
+    """Counts texts the product embeds while it runs (there should be none: all stored)."""
+
+    def __init__(self) -> None:
+        import digest.vectors
+
+        self.module = digest.vectors
+        self.original: Callable[[Sequence[str]], Any] = digest.vectors.embed_texts
+        self.texts = 0
+
+    def __enter__(self) -> EmbedCounter:
+        def counting(texts: Sequence[str]) -> Any:
+            self.texts += len(texts)
+            return self.original(texts)
+
+        self.module.embed_texts = counting  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.module.embed_texts = self.original  # type: ignore[assignment]
+
+
+class MatchClock:
+    """Where edition_match's time goes, without a profiler: the product's steps, timed.
+
+    Wraps, for the duration, the functions edition_match calls by name (module globals of
+    digest.planning, the scorer's method, QuerySet.bulk_create); the rest of match_s is
+    locking and reading the chunk's deliveries, the UPDATEs and the commits.
+    """
+
+    STEPS = ("already_sent", "readers_for", "rank", "bulk_create")
+
+    def __init__(self) -> None:
+        from django.db.models.query import QuerySet
+
+        import digest.planning
+        from digest.relevance import EditionScorer
+
+        self.seconds = dict.fromkeys(self.STEPS, 0.0)
+        self.targets: list[tuple[Any, str]] = [
+            (digest.planning, "already_sent_papers"),
+            (digest.planning, "readers_for"),
+            (EditionScorer, "rank"),
+            (QuerySet, "bulk_create"),
+        ]
+        self.originals = [getattr(owner, name) for owner, name in self.targets]
+
+    def _timed(self, step: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        seconds = self.seconds
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                seconds[step] += time.perf_counter() - start
+
+        return timed
+
+    def __enter__(self) -> MatchClock:
+        for step, (owner, name), original in zip(
+            self.STEPS, self.targets, self.originals, strict=True
+        ):
+            setattr(owner, name, self._timed(step, original))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for (owner, name), original in zip(self.targets, self.originals, strict=True):
+            setattr(owner, name, original)
+
+
+def profiled(path: str, call: Callable[[], Any]) -> Any:
+    profile = cProfile.Profile()
+    result = profile.runcall(call)
+    profile.dump_stats(path)
+    for sort in ("tottime", "cumulative"):
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats(sort).print_stats(25)
+        log(f"edition_match profile, by {sort} (saved in {path}):\n{out.getvalue()}")
+    return result
+
+
+# --- The run ------------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    pop: Population
+    papers: int
+    background: int
+    timings: dict[str, float] = field(default_factory=dict)
+    deliveries: int = 0
+    matched: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    items: int = 0
+    embedded_during_match: int = 0
+    peak_rss_mb: float = 0.0
+    process_peak_rss_mb: float = 0.0
+    scored: int = 0
+    scored_matched: int = 0
+    scored_items: int = 0
+    profiled: bool = False
+    match_steps: dict[str, float] = field(default_factory=dict)
+
+
+def run(args: argparse.Namespace) -> Figures:
+    from django.core.management import call_command
+
+    figures = Figures(Population(), args.papers, args.background, profiled=bool(args.profile))
+    with phase("migrate", figures.timings):
+        call_command("migrate", verbosity=0, interactive=False)
+    check_empty()
+    try:
+        _run_on_empty_database(args, figures)
+    finally:
+        if args.database_url:
+            with phase("clean up", figures.timings):
+                delete_data()
+    return figures
+
+
+def _run_on_empty_database(args: argparse.Namespace, figures: Figures) -> None:
+    from digest.models import Delivery, DeliveryPaper
+    from digest.planning import edition_match, edition_plan
+
+    timings, pop = figures.timings, figures.pop
+    rng = random.Random(args.seed)
+    with phase("papers", timings):
+        _, background_ids = insert_papers(args, rng)
+    with phase("subscribers", timings):
+        insert_subscribers(args, rng, pop)
+    with phase("feedback", timings):
+        insert_feedback(args, rng, background_ids, pop)
+    log(
+        f"{pop.subscribers} subscribers, {pop.vector_rows} stored vectors, "
+        f"{pop.feedback_rows} feedback rows from {pop.with_feedback} of them"
+    )
+
+    # The matcher embeds nothing here, so it would not load the model: drop the set-up's.
+    from digest.embedding import _model
+
+    _model.cache_clear()
+    gc.collect()
+    setup_peak = peak_rss_mb(since_reset=False)
+    fresh_peak = reset_peak_rss()  # on Linux this resets ru_maxrss too
+    with EmbedCounter() as embedded:
+        with phase("plan", timings):
+            edition = edition_plan(date=EDITION_DATE)
+        figures.deliveries = Delivery.objects.filter(edition=edition).count()
+        log(f"planned {figures.deliveries} deliveries for {EDITION_DATE}")
+        with phase("match", timings):
+            if args.profile:
+                summary = profiled(args.profile, lambda: edition_match(edition=edition))
+            else:
+                with MatchClock() as clock:
+                    summary = edition_match(edition=edition)
+                figures.match_steps = clock.seconds
+    figures.peak_rss_mb = peak_rss_mb(since_reset=fresh_peak)
+    figures.embedded_during_match = embedded.texts
+    figures.matched = summary.matched
+    figures.skipped = dict(summary.skipped)
+    figures.items = DeliveryPaper.objects.filter(delivery__edition=edition).count()
+    log(f"matched {summary.matched}, skipped {summary.skipped_total}")
+
+    if not args.no_scoring:
+        score_only(edition, figures)
+    figures.process_peak_rss_mb = max(setup_peak, peak_rss_mb(since_reset=False))
+
+
+def _id_chunks(ids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]
+
+
+def score_only(edition: Any, figures: Figures) -> None:
+    """The scoring alone: the same scorer and readers as edition_match, rank() timed apart.
+
+    Readers are loaded as the product loads them, MATCH_CHUNK at a time: the subscribers
+    (`load_s`), then their vectors and feedback (`readers_for_s`); only the rank() calls
+    count as `rank_s`. No other edition exists, so nothing was sent before: the
+    already-sent query, timed within the match, is left out here.
+    """
+    from digest.planning import MATCH_CHUNK, EditionPapers
+    from digest.vectors import readers_for
+    from subscriptions.models import Subscriber
+
+    timings = figures.timings
+    with phase("scorer", timings):
+        scorer, _ = EditionPapers(edition).for_frequency(Subscriber.Frequency.DAILY)
+    ids = list(
+        Subscriber.objects.filter(status=Subscriber.Status.ACTIVE)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    for name in ("load", "readers", "rank"):
+        timings[name] = 0.0
+    log(f"scoring {len(ids)} readers alone…")
+    step = max(1, len(ids) // MATCH_CHUNK // 10)
+    for n, chunk in enumerate(_id_chunks(ids, MATCH_CHUNK), start=1):
+        t0 = time.perf_counter()
+        subscribers = list(Subscriber.objects.filter(id__in=chunk).order_by("id"))
+        t1 = time.perf_counter()
+        readers = readers_for(subscribers, save=False)
+        t2 = time.perf_counter()
+        for reader in readers:
+            found = scorer.rank(reader)
+            figures.scored_items += len(found)
+            figures.scored_matched += bool(found)
+        t3 = time.perf_counter()
+        for name, took in {"load": t1 - t0, "readers": t2 - t1, "rank": t3 - t2}.items():
+            timings[name] += took
+        figures.scored += len(readers)
+        if n % step == 0:
+            log(f"scored {figures.scored}: rank {timings['rank']:.1f}s")
+    log(
+        f"load {timings['load']:.2f}s, readers_for {timings['readers']:.2f}s, "
+        f"rank {timings['rank']:.2f}s"
+    )
+
+
+def report(figures: Figures) -> bool:
+    """Print the figures; False when the run was not what it should be."""
+    t, pop = figures.timings, figures.pop
+    n = max(figures.deliveries, 1)
+    setup = t["migrate"] + t["papers"] + t["subscribers"] + t["feedback"]
+    reasons = ", ".join(f"{r}: {k}" for r, k in sorted(figures.skipped.items()))
+    per_digest = figures.items / figures.matched if figures.matched else 0.0
+    profiled = " (under cProfile)" if figures.profiled else ""
+    verdict = "met" if t["match"] < MATCH_TARGET_S else "missed"
+    lines = [
+        f"setup_s={setup:.2f} (migrate {t['migrate']:.2f}, papers {t['papers']:.2f}, "
+        f"subscribers {t['subscribers']:.2f}, feedback {t['feedback']:.2f})",
+        f"data: subscribers={pop.subscribers} sentences={pop.intents} "
+        f"distinct_phrases={pop.phrases} vector_rows={pop.vector_rows} "
+        f"with_feedback={pop.with_feedback} feedback_rows={pop.feedback_rows} "
+        f"edition_papers={figures.papers} background_papers={figures.background}",
+        f"plan_s={t['plan']:.2f} deliveries={figures.deliveries}",
+        f"match_s={t['match']:.2f}{profiled} matched={figures.matched} "
+        f"skipped={sum(figures.skipped.values())}"
+        + (f" ({reasons})" if reasons else "")
+        + f" papers_per_digest={per_digest:.1f} embedded_during_match="
+        f"{figures.embedded_during_match} target_s={MATCH_TARGET_S:.0f} ({verdict})",
+    ]
+    if figures.match_steps:
+        steps = figures.match_steps
+        rest = t["match"] - sum(steps.values())
+        lines.append(
+            "match steps: "
+            + " ".join(f"{name}_s={took:.2f}" for name, took in steps.items())
+            + f" other_s={rest:.2f} (lock and read deliveries, updates, commits, loop)"
+        )
+    ok = figures.embedded_during_match == 0
+    if figures.scored:
+        rank_us = t["rank"] / figures.scored * 1e6
+        lines.append(
+            f"scoring alone: scorer_s={t['scorer']:.2f} load_s={t['load']:.2f} "
+            f"readers_for_s={t['readers']:.2f} "
+            f"rank_s={t['rank']:.2f} rank_per_subscriber_us={rank_us:.0f} "
+            f"matched={figures.scored_matched} items={figures.scored_items}"
+        )
+        same = (figures.scored_matched, figures.scored_items) == (figures.matched, figures.items)
+        ok = ok and same
+    lines.append(
+        f"subscribers={pop.subscribers} papers={figures.papers} plan_s={t['plan']:.2f} "
+        f"match_s={t['match']:.2f} per_subscriber_us={t['match'] / n * 1e6:.0f} "
+        f"peak_rss_mb={figures.peak_rss_mb:.0f}"
+    )
+    print("\n".join(lines), flush=True)
+    log(f"process peak RSS, set-up included: {figures.process_peak_rss_mb:.0f} MB")
+    if figures.embedded_during_match:
+        log("the product re-embedded texts: stored vectors or keys are not what it expects")
+    if figures.scored and not ok:
+        log("scoring alone chose other papers than edition_match did")
+    return ok
+
+
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.blas_threads:
+        if "numpy" in sys.modules:
+            log("numpy is already loaded: --blas-threads may not take effect")
+        for name in BLAS_THREAD_VARIABLES:
+            os.environ[name] = str(args.blas_threads)
+    threads = {n: os.environ[n] for n in BLAS_THREAD_VARIABLES if n in os.environ}
+    log(f"BLAS threads: {threads or 'as installed'}")
+    var_dir = Path(tempfile.mkdtemp(prefix="paperboy-bench-"))
+    database_url = args.database_url or f"sqlite:///{var_dir / 'bench.sqlite3'}"
+    log(f"database: {_shown(args.database_url) or 'temporary SQLite in ' + str(var_dir)}")
+    try:
+        setup_django(database_url, var_dir)
+        figures = run(args)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        shutil.rmtree(var_dir, ignore_errors=True)
+    return 0 if report(figures) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
