@@ -156,20 +156,19 @@ def insert_papers(args: argparse.Namespace, rng: random.Random) -> tuple[list[in
     """
     import numpy as np
 
-    from bench.synthetic import make_papers
+    from bench.synthetic import longer_sentences, make_papers
     from digest.embedding import from_bytes, normalise, to_bytes
     from digest.models import Paper
     from digest.vectors import papers_embed
 
+    def as_paper(synthetic: SyntheticPaper, day: dt.date) -> Paper:
+        made = Paper(batch_date=day, first_seen_at=now, **vars(synthetic))
+        made.abstract = longer_sentences(made.abstract)  # as many sentences as real ones
+        return made
+
     now = dt.datetime.now(dt.UTC)
-    edition = [
-        Paper(batch_date=EDITION_DATE, first_seen_at=now, **vars(p))
-        for p in make_papers(rng, args.papers, EDITION_DATE)
-    ]
-    background = [
-        Paper(batch_date=day, first_seen_at=now, **vars(p))
-        for p, day in background_papers(rng, args.background)
-    ]
+    edition = [as_paper(p, EDITION_DATE) for p in make_papers(rng, args.papers, EDITION_DATE)]
+    background = [as_paper(p, day) for p, day in background_papers(rng, args.background)]
     Paper.objects.bulk_create(edition + background, batch_size=500)
     real = len(background) if args.real_background else min(args.anchors, len(background))
     anchors, copies = background[:real], background[real:]

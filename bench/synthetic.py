@@ -11,6 +11,7 @@ import bisect
 import datetime as dt
 import itertools
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -237,6 +238,30 @@ def _abstract(rng: random.Random, name: str, topics: Sequence[str]) -> str:
         at = rng.randint(2, len(sentences) - 1)
         sentences.insert(at, f"This also has implications for {extra_topic}.")
     return " ".join(s.format(**slots) for s in sentences)
+
+
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
+
+
+def longer_sentences(abstract: str) -> str:
+    """The abstract with every two sentences joined into one ("…; and …").
+
+    The generated sentences are short (about 10 words; real abstracts on HF have about
+    8 sentences of 20-25 words), and the matcher embeds each sentence: joined, a paper
+    has as many sentences as a real one, and so as many vectors.
+    """
+    parts = _SENTENCE_BREAK.split(abstract)
+    joined: list[str] = []
+    for i in range(0, len(parts), 2):
+        pair = parts[i : i + 2]
+        if len(pair) == 2:
+            first, second = pair
+            if second[1:2].islower():  # "The model…" -> "the model…"; "LLMs…" stays
+                second = second[0].lower() + second[1:]
+            joined.append(f"{first.rstrip('.!?')}; {second}")
+        else:
+            joined.append(pair[0])
+    return " ".join(joined)
 
 
 def _summary(name: str, topics: Sequence[str]) -> str:
