@@ -328,24 +328,22 @@ class MatchClock:
     """Where edition_match's time goes, without a profiler: the product's steps, timed.
 
     Wraps, for the duration, the functions edition_match calls by name (module globals of
-    digest.planning, the scorer's method, QuerySet.bulk_create); the rest of match_s is
+    digest.planning, the scorer's and the item writer's methods); the rest of match_s is
     locking and reading the chunk's deliveries, the UPDATEs and the commits.
     """
 
-    STEPS = ("already_sent", "readers_for", "rank", "bulk_create")
+    STEPS = ("already_sent", "load_readers", "rank", "write_items")
 
     def __init__(self) -> None:
-        from django.db.models.query import QuerySet
-
         import digest.planning
         from digest.relevance import EditionScorer
 
         self.seconds = dict.fromkeys(self.STEPS, 0.0)
         self.targets: list[tuple[Any, str]] = [
             (digest.planning, "already_sent_papers"),
-            (digest.planning, "readers_for"),
-            (EditionScorer, "rank"),
-            (QuerySet, "bulk_create"),
+            (digest.planning, "load_readers"),
+            (EditionScorer, "rank_many"),
+            (digest.planning.ItemWriter, "write"),
         ]
         self.originals = [getattr(owner, name) for owner, name in self.targets]
 
@@ -477,49 +475,46 @@ def _id_chunks(ids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
 
 
 def score_only(edition: Any, figures: Figures) -> None:
-    """The scoring alone: the same scorer and readers as edition_match, rank() timed apart.
+    """The scoring alone: the same scorer and readers as edition_match, rank timed apart.
 
-    Readers are loaded as the product loads them, MATCH_CHUNK at a time: the subscribers
-    (`load_s`), then their vectors and feedback (`readers_for_s`); only the rank() calls
-    count as `rank_s`. No other edition exists, so nothing was sent before: the
-    already-sent query, timed within the match, is left out here.
+    Readers are loaded as the product loads them, MATCH_CHUNK at a time (`load_s`: their
+    rows, vectors and feedback); only the rank_many() calls count as `rank_s`. No other
+    edition exists, so nothing was sent before: the already-sent query, timed within the
+    match, is left out here.
     """
     from digest.planning import MATCH_CHUNK, EditionPapers
-    from digest.vectors import readers_for
+    from digest.readers import load_readers
     from subscriptions.models import Subscriber
 
     timings = figures.timings
     with phase("scorer", timings):
-        scorer, _ = EditionPapers(edition).for_frequency(Subscriber.Frequency.DAILY)
+        papers = EditionPapers(edition)
+        scorer = papers.scorer(Subscriber.Frequency.DAILY)
     ids = list(
         Subscriber.objects.filter(status=Subscriber.Status.ACTIVE)
         .order_by("id")
         .values_list("id", flat=True)
     )
-    for name in ("load", "readers", "rank"):
+    for name in ("load", "rank"):
         timings[name] = 0.0
     log(f"scoring {len(ids)} readers alone…")
     step = max(1, len(ids) // MATCH_CHUNK // 10)
     for n, chunk in enumerate(_id_chunks(ids, MATCH_CHUNK), start=1):
         t0 = time.perf_counter()
-        subscribers = list(Subscriber.objects.filter(id__in=chunk).order_by("id"))
+        loaded = load_readers(
+            chunk, scorer_for=papers.scorer, papers=papers.feedback_papers, exclude={}
+        )
         t1 = time.perf_counter()
-        readers = readers_for(subscribers, save=False)
-        t2 = time.perf_counter()
-        for reader in readers:
-            found = scorer.rank(reader)
+        for found in scorer.rank_many([one.reader for one in loaded]):
             figures.scored_items += len(found)
             figures.scored_matched += bool(found)
-        t3 = time.perf_counter()
-        for name, took in {"load": t1 - t0, "readers": t2 - t1, "rank": t3 - t2}.items():
-            timings[name] += took
-        figures.scored += len(readers)
+        t2 = time.perf_counter()
+        timings["load"] += t1 - t0
+        timings["rank"] += t2 - t1
+        figures.scored += len(loaded)
         if n % step == 0:
             log(f"scored {figures.scored}: rank {timings['rank']:.1f}s")
-    log(
-        f"load {timings['load']:.2f}s, readers_for {timings['readers']:.2f}s, "
-        f"rank {timings['rank']:.2f}s"
-    )
+    log(f"load {timings['load']:.2f}s, rank {timings['rank']:.2f}s")
 
 
 def report(figures: Figures) -> bool:
@@ -558,7 +553,6 @@ def report(figures: Figures) -> bool:
         rank_us = t["rank"] / figures.scored * 1e6
         lines.append(
             f"scoring alone: scorer_s={t['scorer']:.2f} load_s={t['load']:.2f} "
-            f"readers_for_s={t['readers']:.2f} "
             f"rank_s={t['rank']:.2f} rank_per_subscriber_us={rank_us:.0f} "
             f"matched={figures.scored_matched} items={figures.scored_items}"
         )

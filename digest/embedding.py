@@ -20,6 +20,7 @@ import numpy as np
 
 MODEL_NAME = "all-MiniLM-L6-v2-int8"
 DIMENSIONS = 384
+ROW_BYTES = DIMENSIONS * 4  # one stored float32 vector
 MAX_TOKENS = 256  # what the model was trained with; a title and abstract mostly fit
 BATCH = 8  # small batches keep memory near 400 MB; larger ones gain little on a CPU
 

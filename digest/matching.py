@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import snowballstemmer
 
@@ -38,6 +38,7 @@ def stem(word: str) -> str:
     return str(_STEMMER.stemWord(word.lower()))
 
 
+@lru_cache(maxsize=100_000)
 def phrase_stems(phrase: str) -> tuple[str, ...]:
     return tuple(stem(m.group()) for m in _WORD.finditer(phrase))
 
@@ -57,9 +58,10 @@ class Hit:
     end: int
 
 
-@dataclass(frozen=True)
-class Reason:
-    """Why a paper is in a digest: which interest matched, where, and the words around it."""
+class Reason(NamedTuple):
+    """Why a paper is in a digest: which interest matched, where, and the words around it.
+
+    A tuple, so it hashes cheaply: the reasons of a day's items are shared and counted."""
 
     interest: str
     field: str
@@ -77,11 +79,15 @@ class Reason:
         }
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):
+    """A paper chosen for a reader, its score, and why (strongest reason first).
+
+    A tuple rather than a dataclass: matching makes hundreds of thousands of them a day,
+    and equal reasons are one shared tuple."""
+
     paper_id: int
     score: float
-    reasons: list[Reason]
+    reasons: Sequence[Reason]
 
 
 @dataclass
@@ -201,6 +207,15 @@ def _word_window(text: str, start: int, end: int, context: int) -> tuple[int, in
     return lo, hi
 
 
+@lru_cache(maxsize=100_000)
+def _parse_phrase(phrase: str) -> tuple[bool, str, tuple[str, ...]]:
+    """(excluded?, the phrase as typed without "-", its stems) of one typed interest."""
+    phrase = phrase.strip()
+    if phrase.startswith("-"):
+        return True, phrase[1:].strip(), phrase_stems(phrase[1:])
+    return False, phrase, phrase_stems(phrase)
+
+
 @dataclass(frozen=True)
 class Interests:
     """A subscriber's phrases, split into what they want and what they exclude."""
@@ -208,20 +223,24 @@ class Interests:
     wanted: list[tuple[str, tuple[str, ...]]]
     excluded: list[tuple[str, ...]]
 
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """The wanted phrases as typed."""
+        return tuple(text for text, _ in self.wanted)
+
     @classmethod
     def parse(cls, phrases: Sequence[str]) -> Interests:
+        # Phrases repeat across subscribers ("diffusion"), so each is parsed once.
         wanted: list[tuple[str, tuple[str, ...]]] = []
         excluded: list[tuple[str, ...]] = []
         for phrase in phrases:
-            phrase = phrase.strip()
-            if phrase.startswith("-"):
-                stems = phrase_stems(phrase[1:])
-                if stems:
-                    excluded.append(stems)
+            is_excluded, text, stems = _parse_phrase(phrase)
+            if not stems:
+                continue
+            if is_excluded:
+                excluded.append(stems)
             else:
-                stems = phrase_stems(phrase)
-                if stems:
-                    wanted.append((phrase, stems))
+                wanted.append((text, stems))
         return cls(wanted=wanted, excluded=excluded)
 
 

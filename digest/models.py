@@ -79,7 +79,10 @@ class Delivery(models.Model):
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Skipped"
 
-    edition = models.ForeignKey(Edition, on_delete=models.CASCADE, related_name="deliveries")
+    # No index of its own: the (edition, subscriber) constraint's index leads with it.
+    edition = models.ForeignKey(
+        Edition, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="deliveries")
     status = models.CharField(
         max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True
@@ -116,7 +119,11 @@ class Delivery(models.Model):
 class DeliveryPaper(models.Model):
     """A paper carried by a delivery, in digest order, with why it matched."""
 
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="items")
+    # No index of its own: the (delivery, paper) constraint's index leads with it, and a
+    # day's matching writes hundreds of thousands of rows, each paying for every index.
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.CASCADE, related_name="items", db_index=False
+    )
     paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="+")
     rank = models.PositiveSmallIntegerField()
     score = models.FloatField(default=0)

@@ -25,11 +25,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
 import numpy as np
 
-from .matching import FIELD_WEIGHTS, Interests, Match, PaperIndex, Reason
+from .matching import FIELD_WEIGHTS, Interests, Match, PaperIndex, Reason, phrase_stems
 
 # Weights of the combination (see the module docstring and the README's figures).
 KEYWORD_FIELD = {"title": 1.0, "keywords": 0.8, "abstract": 0.45}
@@ -64,13 +65,76 @@ class Reader:
     liked_titles: Sequence[str] = ()
     disliked: Matrix | None = None
     exclude_paper_ids: set[int] | frozenset[int] = frozenset()
+    parsed: Interests | None = None  # `interests` parsed, when the loader has done it
 
 
-@dataclass
-class _Phrase:
-    z: np.ndarray[Any, Any]  # per edition paper, z-score of the whole paper's closeness
-    z_units: np.ndarray[Any, Any]  # per edition paper, z-score of its closest sentence
-    evidence: np.ndarray[Any, Any]  # per edition paper, field weight x specificity (0 = no hit)
+Scores = np.ndarray[Any, np.dtype[np.float32]]
+
+
+class _PhraseTable:
+    """Each distinct phrase's signals over the edition's papers, one row per phrase.
+
+    Rows are shared by every reader who typed the phrase; the arrays grow by doubling so
+    adding a phrase does not copy the table each time.
+    """
+
+    def __init__(self, papers: int) -> None:
+        self.slots: dict[tuple[tuple[str, ...], str], int] = {}
+        self.by_text: dict[str, int] = {}  # the phrase as typed -> its row, the fast way in
+        self.count = 0
+        self.hits = np.zeros((16, papers), dtype=bool)  # the phrase is in the paper
+        self.evidence = np.zeros((16, papers), dtype=np.float32)  # field x specificity
+        self.z = np.zeros((16, papers), dtype=np.float32)  # whole paper's closeness
+        self.z_units = np.zeros((16, papers), dtype=np.float32)  # closest sentence's
+
+    def add(
+        self,
+        key: tuple[tuple[str, ...], str] | None,
+        hits: np.ndarray[Any, np.dtype[np.bool_]],
+        evidence: Scores,
+        z: Scores,
+        z_units: Scores,
+    ) -> int:
+        """Store a phrase's rows; `key=None` stores them for this batch only (not found again)."""
+        if self.count == len(self.z):
+            grow = ((0, len(self.z)), (0, 0))
+            self.hits, self.evidence, self.z, self.z_units = (
+                np.pad(self.hits, grow),
+                np.pad(self.evidence, grow),
+                np.pad(self.z, grow),
+                np.pad(self.z_units, grow),
+            )
+        slot = self.count
+        self.hits[slot], self.evidence[slot] = hits, evidence
+        self.z[slot], self.z_units[slot] = z, z_units
+        self.count += 1
+        if key is not None:
+            self.slots[key] = slot
+            self.by_text[key[1]] = slot
+        return slot
+
+
+@dataclass(frozen=True)
+class _ParsedInterests:
+    interests: Interests
+    texts: tuple[str, ...]  # the wanted phrases as typed
+    blocked: np.ndarray[Any, Any]  # positions of papers an exclusion ("-survey") hits
+
+
+_NONE = np.zeros(0, dtype=np.int64)
+
+
+def _zscores(sims: Scores, reference: Scores) -> Scores:
+    """Each row of `sims` as z-scores against the same row's `reference` distribution."""
+    mean = reference.mean(axis=1, keepdims=True)
+    spread = np.maximum(reference.std(axis=1, keepdims=True), 1e-6)
+    return ((sims - mean) / spread).astype(np.float32)
+
+
+def _stacked(rows: Sequence[Matrix]) -> tuple[Matrix, np.ndarray[Any, Any]]:
+    """Several readers' row blocks as one matrix, and where each reader's rows start."""
+    starts = np.cumsum([0] + [len(r) for r in rows[:-1]]).astype(np.int64)
+    return np.vstack(rows).astype(np.float32, copy=False), starts
 
 
 class EditionScorer:
@@ -81,6 +145,11 @@ class EditionScorer:
     `unit_starts`; `background` holds recent papers' embeddings (the edition's included),
     `background_units` the units of a sample of them, and `background_index` their
     keyword index, for z-scores and phrase specificity.
+
+    Readers are scored many at a time (`rank_many`): a phrase's signals are computed once
+    per edition and shared by everyone who typed it, and the per-reader signals (their
+    sentence, their feedback) are a few matrix products over the whole batch of readers,
+    so a reader costs microseconds rather than a round of small numpy calls each.
     """
 
     def __init__(
@@ -110,25 +179,28 @@ class EditionScorer:
         )
         self.background_index = background_index
         self.use_meaning = len(background) >= MIN_BACKGROUND and len(vectors) > 0
-        self._phrases: dict[tuple[tuple[str, ...], str], _Phrase] = {}
+        self._phrases = _PhraseTable(len(self.paper_ids))
+        # Reasons by (paper position, phrases that hit it) or (-1, kind, interest): equal
+        # reasons are one tuple, so the writer encodes each only once.
+        self._reasons: dict[tuple[int | str, ...], tuple[Reason, ...]] = {}
 
     # --- signals ------------------------------------------------------------------------
 
-    def _z(self, row: Matrix) -> np.ndarray[Any, Any]:
-        """The edition papers' similarity to `row`, as z-scores against the background."""
-        sims = self.vectors @ row
-        reference = self.background @ row
-        return (sims - reference.mean()) / max(float(reference.std()), 1e-6)
+    def _closeness_parts(self, rows: Matrix) -> tuple[Scores, Scores]:
+        """Per text (row) and paper: how unusually close the whole paper is, and its
+        closest title or sentence, each as z-scores against the background papers."""
+        rows = np.atleast_2d(rows)
+        whole = _zscores(rows @ self.vectors.T, rows @ self.background.T)
+        best_unit = np.maximum.reduceat(rows @ self.units.T, self.unit_starts, axis=1)
+        reference = np.maximum.reduceat(
+            rows @ self.background_units.T, self.background_unit_starts, axis=1
+        )
+        return whole, _zscores(best_unit, reference)
 
-    def _z_units(self, row: Matrix) -> np.ndarray[Any, Any]:
-        """Each paper's closest title or sentence to `row`, as z-scores (same idea)."""
-        sims = np.maximum.reduceat(self.units @ row, self.unit_starts)
-        reference = np.maximum.reduceat(self.background_units @ row, self.background_unit_starts)
-        return (sims - reference.mean()) / max(float(reference.std()), 1e-6)
-
-    def closeness(self, row: Matrix) -> np.ndarray[Any, Any]:
+    def closeness(self, row: Matrix) -> Scores:
         """How unusually close each paper is to a text: whole paper plus best sentence."""
-        return self._z(row) + self._z_units(row)
+        whole, best_unit = self._closeness_parts(row)
+        return whole[0] + best_unit[0]
 
     def specificity(self, stems: tuple[str, ...]) -> float:
         """1 for a phrase in one or two recent papers, falling towards 0 as it gets common."""
@@ -138,108 +210,196 @@ class EditionScorer:
         df = max(len(self.background_index.lookup(stems)), 1)
         return max(0.0, min(1.0, math.log(total / df) / math.log(total / 2)))
 
-    def phrase(self, phrase: str, stems: tuple[str, ...], vector: Matrix | None) -> _Phrase:
-        cache_key = (stems, phrase.lower())
-        cached = self._phrases.get(cache_key)
-        if cached is not None:
-            return cached
+    def knows(self, phrase: str) -> bool:
+        """Whether the phrase's signals are made already, so its vector is not needed."""
+        table = self._phrases
+        return phrase in table.by_text or (phrase_stems(phrase), phrase.lower()) in table.slots
+
+    def _phrase_slot(self, phrase: str, stems: tuple[str, ...], vector: Matrix | None) -> int:
+        # The model is uncased, so "Diffusion" and "diffusion" share a vector and a row.
+        key = (stems, phrase.lower())
+        slot = self._phrases.slots.get(key)
+        if slot is not None:
+            self._phrases.by_text[phrase] = slot
+            return slot
+        hits = np.zeros(len(self.paper_ids), dtype=bool)
         evidence = np.zeros(len(self.paper_ids), dtype=np.float32)
         spec = self.specificity(stems)
         for paper_id, hit in self.index.lookup(stems).items():
+            hits[self.position[paper_id]] = True
             evidence[self.position[paper_id]] = KEYWORD_FIELD[hit.field] * spec
         zeros = np.zeros(len(self.paper_ids), dtype=np.float32)
-        meaning = self.use_meaning and vector is not None
-        made = _Phrase(
-            z=self._z(vector) if meaning and vector is not None else zeros,
-            z_units=self._z_units(vector) if meaning and vector is not None else zeros,
-            evidence=evidence,
-        )
-        self._phrases[cache_key] = made
-        return made
+        if not self.use_meaning:
+            return self._phrases.add(key, hits, evidence, zeros, zeros)
+        if vector is None:
+            # A phrase without its vector (there should be one) scores on its keywords;
+            # not remembered, so a reader who brings the vector gets the full signals.
+            return self._phrases.add(None, hits, evidence, zeros, zeros)
+        whole, best_unit = self._closeness_parts(vector)
+        return self._phrases.add(key, hits, evidence, whole[0], best_unit[0])
+
+    def _parsed(self, reader: Reader) -> _ParsedInterests:
+        interests = reader.parsed or Interests.parse(reader.interests)
+        blocked = _NONE
+        if interests.excluded:
+            lookup, position = self.index.lookup, self.position
+            hit = {position[p] for stems in interests.excluded for p in lookup(stems)}
+            blocked = np.asarray(sorted(hit), dtype=np.int64)
+        return _ParsedInterests(interests, interests.texts, blocked)
+
+    def _feedback(self, readers: Sequence[Matrix]) -> Scores:
+        """Per reader and paper: how strongly it resembles one of that reader's papers."""
+        rows, starts = _stacked(readers)
+        best = np.maximum.reduceat(rows @ self.vectors.T, starts, axis=0)
+        return np.clip((best - FEEDBACK_FROM) / (FEEDBACK_FULL - FEEDBACK_FROM), 0.0, 1.0)
 
     # --- ranking ------------------------------------------------------------------------
 
     def rank(self, reader: Reader) -> list[Match]:
         """The reader's papers above the threshold, best first, at most `reader.limit`."""
+        return self.rank_many([reader])[0]
+
+    def rank_many(self, readers: Sequence[Reader]) -> list[list[Match]]:
+        """`rank` for each reader, computed together (see the class docstring)."""
+        results: list[list[Match]] = [[] for _ in readers]
         n = len(self.paper_ids)
         if n == 0:
-            return []
-        parsed = Interests.parse(reader.interests)
-        if not parsed.wanted:
-            return []
-        blocked = np.zeros(n, dtype=bool)
-        for stems in parsed.excluded:
-            for paper_id in self.index.lookup(stems):
-                blocked[self.position[paper_id]] = True
-        for paper_id in reader.exclude_paper_ids:
-            if paper_id in self.position:
-                blocked[self.position[paper_id]] = True
+            return results
+        # Readers with something to match, and the table rows of their phrases.
+        active: list[int] = []
+        parsed: list[_ParsedInterests] = []
+        slots: list[int] = []
+        slot_starts: list[int] = []
+        by_text = self._phrases.by_text
+        for r, reader in enumerate(readers):
+            p = self._parsed(reader)
+            if not p.texts:
+                continue
+            active.append(r)
+            parsed.append(p)
+            slot_starts.append(len(slots))
+            for text, stems in p.interests.wanted:
+                slot = by_text.get(text)
+                if slot is None:
+                    slot = self._phrase_slot(text, stems, reader.phrase_vectors.get(text))
+                slots.append(slot)
+        if not active:
+            return results
+        table, take, starts = self._phrases, np.asarray(slots), np.asarray(slot_starts)
+        evidence = np.maximum.reduceat(table.evidence[take], starts, axis=0)
+        blocked = np.zeros((len(active), n), dtype=bool)
+        for a, (r, p) in enumerate(zip(active, parsed, strict=True)):
+            if p.blocked.size:
+                blocked[a, p.blocked] = True
+            for paper_id in readers[r].exclude_paper_ids:
+                if paper_id in self.position:
+                    blocked[a, self.position[paper_id]] = True
 
-        signals = [
-            self.phrase(text, stems, reader.phrase_vectors.get(text))
-            for text, stems in parsed.wanted
-        ]
-        evidence = np.max([s.evidence for s in signals], axis=0)
+        closeness: dict[int, Scores] = {}  # active index -> its sentence's closeness
         if not self.use_meaning:
             # Too few papers to tell what is unusual: keyword evidence alone, as typed.
             score = evidence + self.upvote_bonus * 0.01
-            chosen = np.flatnonzero((evidence > 0) & ~blocked)
+            chosen = (evidence > 0) & ~blocked
         else:
             score = (
-                np.max([s.z for s in signals], axis=0)
-                + np.max([s.z_units for s in signals], axis=0)
+                np.maximum.reduceat(table.z[take], starts, axis=0)
+                + np.maximum.reduceat(table.z_units[take], starts, axis=0)
                 + W_KEYWORD * evidence
             )
-            threshold = THRESHOLD_KEYWORDS_ONLY
-            if reader.intent is not None:
-                score = score + self.closeness(reader.intent)
-                threshold = THRESHOLD_WITH_INTENT
-            liked_by = self._feedback(reader.liked)[0]
-            disliked_by = self._feedback(reader.disliked)[0]
-            blocked |= disliked_by >= 1.0
-            score = score + W_LIKED * liked_by - W_DISLIKED * disliked_by
-            score = score + self.upvote_bonus
-            chosen = np.flatnonzero((score >= threshold) & ~blocked)
-        chosen = chosen[np.argsort(-score[chosen], kind="stable")][: reader.limit]
-        return [self._match(reader, parsed, int(i), float(score[i])) for i in chosen]
+            threshold = np.full((len(active), 1), THRESHOLD_KEYWORDS_ONLY, dtype=np.float32)
+            intents = {a: readers[r].intent for a, r in enumerate(active)}
+            with_intent = [a for a, row in intents.items() if row is not None]
+            if with_intent:
+                rows = np.vstack([row for row in intents.values() if row is not None])
+                whole, best_unit = self._closeness_parts(rows)
+                close = whole + best_unit
+                score[with_intent] += close
+                threshold[with_intent] = THRESHOLD_WITH_INTENT
+                closeness = dict(zip(with_intent, close, strict=True))
+            for attr, weight in (("liked", W_LIKED), ("disliked", -W_DISLIKED)):
+                having = [a for a, r in enumerate(active) if _has_rows(getattr(readers[r], attr))]
+                if not having:
+                    continue
+                strength = self._feedback([getattr(readers[active[a]], attr) for a in having])
+                score[having] += weight * strength
+                if weight < 0:
+                    blocked[having] |= strength >= 1.0
+            score += self.upvote_bonus
+            chosen = (score >= threshold) & ~blocked
 
-    def _feedback(self, rows: Matrix | None) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-        """Per paper: how strongly it resembles one of `rows` (0..1), and which one."""
-        n = len(self.paper_ids)
-        if rows is None or len(rows) == 0:
-            return np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.int64)
-        sims = self.vectors @ rows.T
-        best = sims.max(axis=1)
-        strength = np.clip((best - FEEDBACK_FROM) / (FEEDBACK_FULL - FEEDBACK_FROM), 0.0, 1.0)
-        return strength, sims.argmax(axis=1)
+        order = np.argsort(-score, axis=1, kind="stable")
+        chosen_in_order = np.take_along_axis(chosen, order, axis=1)
+        ends = [*slot_starts[1:], len(slots)]
+        paper_ids, known_reasons = self.paper_ids, self._reasons
+        for a in np.flatnonzero(chosen_in_order.any(axis=1)).tolist():
+            r = active[a]
+            reader = readers[r]
+            picked = order[a][chosen_in_order[a]][: reader.limit]
+            reader_slots = take[slot_starts[a] : ends[a]]
+            # Which of the reader's phrases are in each picked paper (paper x phrase).
+            hit_in = table.hits[reader_slots][:, picked].T.tolist()
+            texts = parsed[a].texts
+            found: list[Match] = []
+            for i, score_i, hits in zip(
+                picked.tolist(), score[a, picked].tolist(), hit_in, strict=True
+            ):
+                if any(hits):
+                    key = (i, *compress(texts, hits))
+                    reasons = known_reasons.get(key) or self._keyword_reasons(key)
+                else:
+                    reasons = self._meaning_reasons(
+                        reader, parsed[a], i, reader_slots, closeness.get(a)
+                    )
+                found.append(Match(paper_ids[i], score_i, reasons))
+            results[r] = found
+        return results
 
-    def _match(self, reader: Reader, parsed: Interests, i: int, score: float) -> Match:
-        paper_id = self.paper_ids[i]
-        reasons: list[Reason] = []
-        for text, stems in parsed.wanted:
-            hit = self.index.lookup(stems).get(paper_id)
-            if hit is not None:
-                reasons.append(self.index.snippet(paper_id, text, hit))
-        reasons.sort(key=lambda r: -FIELD_WEIGHTS[r.field])
-        if not reasons and self.use_meaning:
-            strength, which = self._feedback(reader.liked)
-            if strength[i] > 0 and reader.liked_titles:
-                title = reader.liked_titles[int(which[i])]
-                reasons.append(Reason(interest=title, field="liked", before="", match="", after=""))
-            elif reader.intent is not None and self.closeness(reader.intent)[i] >= DESCRIBED_Z:
-                reasons.append(
-                    Reason(interest="", field="described", before="", match="", after="")
-                )
-            else:
-                # Close in meaning to one of their phrases: name the closest one.
-                zs = [
-                    (self.phrase(t, s, reader.phrase_vectors.get(t)).z[i], t)
-                    for t, s in parsed.wanted
-                ]
-                reasons.append(
-                    Reason(interest=max(zs)[1], field="related", before="", match="", after="")
-                )
-        return Match(paper_id=paper_id, score=score, reasons=reasons)
+    # --- reasons ------------------------------------------------------------------------
+
+    def _keyword_reasons(self, key: tuple[int | str, ...]) -> tuple[Reason, ...]:
+        """The snippets of phrases key[1:] in paper key[0], title hits first; made once."""
+        paper_id = self.paper_ids[int(key[0])]
+        made = [
+            self.index.snippet(paper_id, text, self.index.lookup(phrase_stems(text))[paper_id])
+            for text in map(str, key[1:])
+        ]
+        made.sort(key=lambda r: -FIELD_WEIGHTS[r.field])
+        reasons = self._reasons[key] = tuple(made)
+        return reasons
+
+    def _meaning_reasons(
+        self,
+        reader: Reader,
+        parsed: _ParsedInterests,
+        i: int,
+        slots: np.ndarray[Any, Any],
+        closeness: Scores | None,
+    ) -> tuple[Reason, ...]:
+        """Why a paper none of the reader's phrases is in came: like a paper they liked,
+        close to their sentence, or close in meaning to one of their phrases."""
+        if not self.use_meaning:
+            return ()
+        if reader.liked is not None and len(reader.liked) and reader.liked_titles:
+            sims = reader.liked @ self.vectors[i]
+            if float(sims.max()) > FEEDBACK_FROM:
+                return self._plain(reader.liked_titles[int(sims.argmax())], "liked")
+        if closeness is not None and closeness[i] >= DESCRIBED_Z:
+            return self._plain("", "described")
+        # Close in meaning to one of their phrases: name the closest one.
+        closest = int(np.argmax(self._phrases.z[slots, i]))
+        return self._plain(parsed.texts[closest], "related")
+
+    def _plain(self, interest: str, kind: str) -> tuple[Reason, ...]:
+        """A reason with nothing to highlight ("described", "liked", "related"), shared."""
+        key = (-1, kind, interest)
+        reasons = self._reasons.get(key)
+        if reasons is None:
+            reasons = self._reasons[key] = (_plain_reason(interest, kind),)
+        return reasons
+
+
+def _has_rows(rows: Matrix | None) -> bool:
+    return rows is not None and len(rows) > 0
 
 
 def _plain_reason(interest: str, kind: str) -> Reason:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,12 +18,12 @@ from subscriptions.models import Subscriber
 
 from .embedding import DIMENSIONS, embed_texts, from_bytes, text_key, to_bytes
 from .matching import Interests, PaperIndex
-from .models import Feedback, Paper
-from .relevance import EditionScorer, Reader
+from .models import Paper
+from .relevance import EditionScorer
 
 BACKGROUND_DAYS = 30
 BACKGROUND_MAX = 400
-BACKGROUND_UNITS_SAMPLE = 120
+BACKGROUND_UNITS_SAMPLE = 60
 EMBED_BATCH_PAPERS = 8
 
 
@@ -150,49 +149,3 @@ def edition_scorer(papers: Sequence[Paper], background: Sequence[Paper]) -> Edit
         background_unit_starts=bg_starts,
         background_index=PaperIndex.build(background),
     )
-
-
-def readers_for(
-    subscribers: Sequence[Subscriber],
-    *,
-    exclude: dict[int, set[int]] | None = None,
-    save: bool = True,
-) -> list[Reader]:
-    """Readers with their vectors and feedback, in one query for all of them."""
-    subscribers_embed(subscribers, save=save)
-    liked: dict[int, list[tuple[bytes, str]]] = defaultdict(list)
-    disliked: dict[int, list[tuple[bytes, str]]] = defaultdict(list)
-    ids = [s.pk for s in subscribers if s.pk is not None]
-    rows = Feedback.objects.filter(subscriber_id__in=ids, paper__embedding__isnull=False)
-    for subscriber_id, value, vector, title in rows.values_list(
-        "subscriber_id", "value", "paper__embedding", "paper__title"
-    ):
-        if vector:
-            (liked if value > 0 else disliked)[subscriber_id].append((bytes(vector), title))
-
-    readers: list[Reader] = []
-    for subscriber in subscribers:
-        intent, phrases = subscriber_texts(subscriber)
-        matrix = from_bytes(subscriber.embedding)
-        offset = 1 if intent else 0
-        phrase_vectors = {
-            p: matrix[offset + i] for i, p in enumerate(phrases) if offset + i < len(matrix)
-        }
-        likes = liked.get(subscriber.pk or 0, [])
-        dislikes = disliked.get(subscriber.pk or 0, [])
-        readers.append(
-            Reader(
-                key=subscriber.pk or 0,
-                interests=subscriber.interests,
-                limit=max(1, subscriber.max_papers),
-                intent=matrix[0] if intent and len(matrix) else None,
-                phrase_vectors=phrase_vectors,
-                liked=np.vstack([from_bytes(v)[:1] for v, _ in likes]) if likes else None,
-                liked_titles=[t for _, t in likes],
-                disliked=(
-                    np.vstack([from_bytes(v)[:1] for v, _ in dislikes]) if dislikes else None
-                ),
-                exclude_paper_ids=(exclude or {}).get(subscriber.pk or 0, set()),
-            )
-        )
-    return readers
