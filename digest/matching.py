@@ -38,9 +38,13 @@ def stem(word: str) -> str:
     return str(_STEMMER.stemWord(word.lower()))
 
 
-@lru_cache(maxsize=100_000)
-def phrase_stems(phrase: str) -> tuple[str, ...]:
-    return tuple(stem(m.group()) for m in _WORD.finditer(phrase))
+def text_stems(text: str) -> tuple[str, ...]:
+    """The stems of a text's words, in order."""
+    return tuple(stem(m.group()) for m in _WORD.finditer(text))
+
+
+# Phrases repeat across subscribers ("diffusion"), so a phrase is stemmed once a process.
+phrase_stems = lru_cache(maxsize=100_000)(text_stems)
 
 
 class PaperLike(Protocol):

@@ -25,7 +25,7 @@ from .embedding import ROW_BYTES, from_bytes, text_key
 from .lookups import ints
 from .matching import Interests
 from .models import Feedback, Paper
-from .relevance import EditionScorer, Reader
+from .relevance import EditionScorer, Reader, sentence_terms
 from .vectors import subscriber_texts, subscribers_embed
 
 
@@ -106,6 +106,7 @@ def _reader(
         interests=interests,
         limit=max(1, limit),
         intent=vectors[0] if intent and len(vectors) else None,
+        intent_terms=sentence_terms(intent) if intent and len(vectors) else (),
         phrase_vectors=phrase_vectors,
         liked=np.vstack([v for v, _ in liked]) if liked else None,
         liked_titles=[t for _, t in liked],

@@ -7,6 +7,12 @@ paper's score adds up:
 - **keyword evidence**: where a phrase matched (title > HF keywords > abstract) times how
   specific the phrase is (inverse document frequency over the recent papers: a phrase in
   half the papers counts for little, one in two papers for much);
+- **the sentence's words**: how well the paper's words match the words of the reader's
+  sentence, scored as search engines do (BM25: a rare word counts more than a common one,
+  a repeated word with diminishing returns, a long abstract does not win by length) and,
+  like the meanings below, turned into a z-score against the recent papers. A sentence
+  vector blurs exact terms a reader chose on purpose ("OCR", "reranker"); the words keep
+  them;
 - **meaning**: the similarity of the paper (title and abstract, a sentence vector) to the
   reader's sentence and to each of their phrases. Raw cosine similarities mean different
   things for different texts (a broad sentence is "close" to everything), so each is
@@ -30,7 +36,15 @@ from typing import Any
 
 import numpy as np
 
-from .matching import FIELD_WEIGHTS, Interests, Match, PaperIndex, Reason, phrase_stems
+from .matching import (
+    FIELD_WEIGHTS,
+    Interests,
+    Match,
+    PaperIndex,
+    Reason,
+    phrase_stems,
+    text_stems,
+)
 
 # Weights of the combination (see the module docstring and the README's figures).
 KEYWORD_FIELD = {"title": 1.0, "keywords": 0.8, "abstract": 0.45}
@@ -38,10 +52,15 @@ W_KEYWORD = 4.0
 W_LIKED = 3.5  # a near-twin of a liked paper comes on its own
 W_DISLIKED = 6.0  # and a near-twin (similarity past FEEDBACK_FULL) of a disliked one never does
 W_UPVOTES = 0.05
-THRESHOLD_WITH_INTENT = 9.0
+# The sentence's words: weight of their BM25 z-score. It adds to every score of a reader
+# with a sentence (a paper using the sentence's rarer words gains 2-4 points), hence that
+# reader's higher threshold.
+W_SENTENCE_WORDS = 0.75
+BM25_K1, BM25_B = 1.2, 0.75  # the usual BM25 constants: term saturation, length norm
+THRESHOLD_WITH_INTENT = 10.6
 THRESHOLD_KEYWORDS_ONLY = 6.0
 # A reader's sentence counts as the reason when the paper is this unusually close to it
-# (the sum of its two z-scores, whole paper and best sentence).
+# (the sum of its z-scores: whole paper, best sentence, and the weighted words').
 DESCRIBED_Z = 4.0
 # Feedback: similarity at which a liked / disliked paper starts to pull, and saturates.
 FEEDBACK_FROM, FEEDBACK_FULL = 0.55, 0.85
@@ -60,6 +79,8 @@ class Reader:
     interests: Sequence[str]
     limit: int
     intent: Matrix | None = None  # one row, or None without a sentence
+    # The sentence's distinct stemmed words (`sentence_terms`); () without a sentence.
+    intent_terms: Sequence[str] = ()
     phrase_vectors: dict[str, Matrix] = field(default_factory=dict)  # phrase -> row
     liked: Matrix | None = None  # rows of papers they want more like
     liked_titles: Sequence[str] = ()
@@ -112,6 +133,71 @@ class _PhraseTable:
             self.slots[key] = slot
             self.by_text[key[1]] = slot
         return slot
+
+
+def sentence_terms(intent: str) -> tuple[str, ...]:
+    """The distinct stemmed words of a reader's sentence, its BM25 query. No stop-word
+    list: a word most papers use ("models", "the") has an inverse document frequency near
+    0 over the recent papers, so it counts for almost nothing."""
+    return tuple(dict.fromkeys(text_stems(intent)))
+
+
+class _WordTable:
+    """Each distinct word's BM25 weight in every edition paper and background paper.
+
+    A row per word, made on first use and shared by every sentence that has the word; a
+    reader's sentence score is then a sum of rows.
+    """
+
+    def __init__(self, index: PaperIndex, paper_ids: Sequence[int], background: PaperIndex):
+        self.slots: dict[str, int] = {}
+        self.postings = background.postings
+        self.total = len(background.papers)
+        self.edition = _Bags.of(index, paper_ids)
+        self.background = _Bags.of(background, list(background.papers))
+        self.edition_rows = np.zeros((64, len(paper_ids)), dtype=np.float32)
+        self.background_rows = np.zeros((64, self.total), dtype=np.float32)
+
+    def slot(self, term: str) -> int:
+        slot = self.slots.get(term)
+        if slot is not None:
+            return slot
+        slot = self.slots[term] = len(self.slots)
+        if slot == len(self.edition_rows):
+            grow = ((0, slot), (0, 0))
+            self.edition_rows = np.pad(self.edition_rows, grow)
+            self.background_rows = np.pad(self.background_rows, grow)
+        df = len(self.postings.get(term, ()))
+        idf = math.log(1 + (self.total - df + 0.5) / (df + 0.5))
+        self.edition_rows[slot] = self.edition.weights(term, idf)
+        self.background_rows[slot] = self.background.weights(term, idf)
+        return slot
+
+
+@dataclass
+class _Bags:
+    """Papers as bags of stemmed words (title, HF keywords and abstract together)."""
+
+    counts: list[dict[str, int]]
+    length_norm: np.ndarray[Any, Any]  # per paper: k1 * (1 - b + b * length / average)
+
+    @classmethod
+    def of(cls, index: PaperIndex, order: Sequence[int]) -> _Bags:
+        counts: list[dict[str, int]] = []
+        for paper_id in order:
+            bag: dict[str, int] = {}
+            for f in index.papers[paper_id].fields.values():
+                for word in f.stems:
+                    bag[word] = bag.get(word, 0) + 1
+            counts.append(bag)
+        lengths = np.array([sum(c.values()) for c in counts], dtype=np.float32)
+        average = max(float(lengths.mean()), 1.0) if len(lengths) else 1.0
+        return cls(counts, BM25_K1 * (1 - BM25_B + BM25_B * lengths / average))
+
+    def weights(self, term: str, idf: float) -> np.ndarray[Any, Any]:
+        """Per paper, the term's BM25 weight: idf x saturated term frequency."""
+        tf = np.array([c.get(term, 0) for c in self.counts], dtype=np.float32)
+        return idf * tf * (BM25_K1 + 1) / (tf + self.length_norm)
 
 
 @dataclass(frozen=True)
@@ -180,6 +266,7 @@ class EditionScorer:
         self.background_index = background_index
         self.use_meaning = len(background) >= MIN_BACKGROUND and len(vectors) > 0
         self._phrases = _PhraseTable(len(self.paper_ids))
+        self._words: _WordTable | None = None  # made when a reader with a sentence comes
         # Reasons by (paper position, phrases that hit it) or (-1, kind, interest): equal
         # reasons are one tuple, so the writer encodes each only once.
         self._reasons: dict[tuple[int | str, ...], tuple[Reason, ...]] = {}
@@ -247,6 +334,28 @@ class EditionScorer:
             blocked = np.asarray(sorted(hit), dtype=np.int64)
         return _ParsedInterests(interests, interests.texts, blocked)
 
+    def _sentence_words_many(self, terms: Sequence[Sequence[str]]) -> Scores:
+        """Per sentence (its terms) and paper: BM25 of the sentence's words, as z-scores
+        against the background papers' BM25 for the same words."""
+        if self._words is None:
+            self._words = _WordTable(self.index, self.paper_ids, self.background_index)
+        table = self._words
+        out = np.zeros((len(terms), len(self.paper_ids)), dtype=np.float32)
+        having = [k for k, t in enumerate(terms) if t]
+        if not having:
+            return out
+        slots = [[table.slot(t) for t in terms[k]] for k in having]
+        take = np.fromiter((s for row in slots for s in row), dtype=np.int64)
+        starts = np.cumsum([0] + [len(row) for row in slots[:-1]])
+        edition = np.add.reduceat(table.edition_rows[take], starts, axis=0)
+        reference = np.add.reduceat(table.background_rows[take], starts, axis=0)
+        out[having] = _zscores(edition, reference)
+        return out
+
+    def sentence_words(self, terms: Sequence[str]) -> Scores:
+        """`_sentence_words_many` of one sentence."""
+        return self._sentence_words_many([terms])[0]
+
     def _feedback(self, readers: Sequence[Matrix]) -> Scores:
         """Per reader and paper: how strongly it resembles one of that reader's papers."""
         rows, starts = _stacked(readers)
@@ -312,7 +421,12 @@ class EditionScorer:
             if with_intent:
                 rows = np.vstack([row for row in intents.values() if row is not None])
                 whole, best_unit = self._closeness_parts(rows)
-                close = whole + best_unit
+                words = self._sentence_words_many(
+                    [readers[active[a]].intent_terms for a in with_intent]
+                )
+                # What the sentence brings, by meaning and by words: also the measure of
+                # whether "close to what you described" is the reason.
+                close = whole + best_unit + W_SENTENCE_WORDS * words
                 score[with_intent] += close
                 threshold[with_intent] = THRESHOLD_WITH_INTENT
                 closeness = dict(zip(with_intent, close, strict=True))

@@ -13,7 +13,7 @@ import pytest
 
 from digest.embedding import DIMENSIONS, normalise
 from digest.matching import PaperIndex
-from digest.relevance import MIN_BACKGROUND, EditionScorer, Reader
+from digest.relevance import MIN_BACKGROUND, EditionScorer, Reader, sentence_terms
 
 RNG = np.random.default_rng(7)
 
@@ -153,7 +153,13 @@ def test_the_limit_keeps_the_best() -> None:
     papers = [P(10 + i, f"Video Understanding Part {i}", upvotes=i) for i in range(5)]
     vectors = [near(VIDEO, 0.8, 10 + i) for i in range(5)]
     s = scorer(papers, vectors)
-    reader = Reader(key=1, interests=["video understanding"], limit=2, intent=VIDEO)
+    reader = Reader(
+        key=1,
+        interests=["video understanding"],
+        limit=2,
+        intent=VIDEO,
+        intent_terms=sentence_terms("Video understanding"),
+    )
     assert len(s.rank(reader)) == 2
 
 
@@ -164,3 +170,41 @@ def test_with_few_papers_known_the_keywords_decide_alone(background: int) -> Non
     assert not s.use_meaning
     reader = Reader(key=1, interests=["reasoning"], limit=10, intent=VIDEO)
     assert ids(s.rank(reader)) == [BENCH.id]
+
+
+def test_the_sentence_words_favour_papers_that_use_its_rarer_words() -> None:
+    s = scorer(EDITION, EDITION_VECTORS)
+    terms = sentence_terms("Speech synthesis: text-to-speech models, and the speech they make")
+    assert terms.count("speech") == 1  # distinct stemmed words, in order
+    words = s.sentence_words(terms)
+    assert int(np.argmax(words)) == EDITION.index(TTS)
+    assert words[EDITION.index(TTS)] > 3  # far above the background papers
+    # Words every background paper uses ("benchmark", "reasoning") tell papers apart little.
+    generic = s.sentence_words(sentence_terms("We benchmark reasoning"))
+    assert np.ptp(generic) < np.ptp(words)
+    assert not s.sentence_words(()).any()
+
+
+def test_many_readers_at_once_rank_as_each_alone() -> None:
+    """rank_many is rank for each reader: batching changes nothing a reader gets."""
+    s = scorer(EDITION, EDITION_VECTORS)
+    video = {"video": VIDEO}
+    readers = [
+        Reader(key=1, interests=["video"], limit=10, phrase_vectors=video),
+        Reader(key=2, interests=["-survey"], limit=10),  # nothing wanted: nothing
+        Reader(
+            key=3,
+            interests=["speech"],
+            limit=10,
+            intent=SPEECH,
+            intent_terms=sentence_terms("Speech synthesis"),
+            phrase_vectors={"speech": SPEECH},
+        ),
+        Reader(key=4, interests=["video"], limit=10, phrase_vectors=video, liked=VIDEO[None]),
+        Reader(key=5, interests=["Video"], limit=10, exclude_paper_ids={VIDEO_QA.id}),
+    ]
+    together = s.rank_many(readers)
+    alone = [scorer(EDITION, EDITION_VECTORS).rank(r) for r in readers]
+    assert [ids(m) for m in together] == [ids(m) for m in alone]
+    assert ids(together[0]) == [VIDEO_QA.id] and together[1] == [] and together[4] == []
+    assert ids(together[2]) == [TTS.id]
