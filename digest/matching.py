@@ -226,11 +226,7 @@ class Interests:
 
     wanted: list[tuple[str, tuple[str, ...]]]
     excluded: list[tuple[str, ...]]
-
-    @property
-    def texts(self) -> tuple[str, ...]:
-        """The wanted phrases as typed."""
-        return tuple(text for text, _ in self.wanted)
+    texts: tuple[str, ...] = ()  # the wanted phrases as typed
 
     @classmethod
     def parse(cls, phrases: Sequence[str]) -> Interests:
@@ -245,7 +241,7 @@ class Interests:
                 excluded.append(stems)
             else:
                 wanted.append((text, stems))
-        return cls(wanted=wanted, excluded=excluded)
+        return cls(wanted=wanted, excluded=excluded, texts=tuple(text for text, _ in wanted))
 
 
 def match_papers(

@@ -1,12 +1,12 @@
 """Readers for matching: each subscriber's vectors and feedback, loaded in bulk.
 
 Matching a hundred thousand subscribers must not read a hundred thousand full rows of
-vectors: a subscriber's stored vectors are their sentence's row and then one per phrase,
-and phrases are shared (thousands of people type "diffusion"), so the scorer keeps each
-phrase's signals once. The bulk loader therefore reads only the first stored row of each
-subscriber (their sentence's) and fetches the whole blob only for subscribers with a
-phrase the scorer has not seen yet. A liked or disliked paper's vector is read once per
-run, however many readers gave it feedback.
+vectors. A subscriber's sentence vector is stored apart (`intent_vector`) from their
+phrases' (`embedding`), and phrases are shared (thousands of people type "diffusion"),
+so the scorer keeps each phrase's signals once: the bulk loader reads each subscriber's
+sentence vector and fetches the phrases' vectors only for subscribers with a phrase the
+scorer has not seen yet. A liked or disliked paper's vector is read once per run, however
+many readers gave it feedback.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from .embedding import ROW_BYTES, from_bytes, text_key
 from .lookups import ints
 from .matching import Interests
 from .models import Feedback, Paper
-from .relevance import EditionScorer, Reader, sentence_terms
-from .vectors import subscriber_texts, subscribers_embed
+from .relevance import EditionScorer, Reader
+from .vectors import stored_intent_terms, subscribers_embed
 
 
 class FirstRow(Func):
@@ -85,29 +85,30 @@ def _reader(
     subscriber_id: int,
     *,
     interests: Sequence[str],
-    intent: str,
-    phrases: Sequence[str],
     parsed: Interests | None = None,
-    vectors: np.ndarray[Any, Any],
+    intent: str,
+    words: str,
+    intent_vector: bytes | memoryview | None,
+    phrase_vectors: bytes | memoryview | None,
     limit: int,
     feedback: dict[int, list[int]] | None,
     papers: FeedbackPapers,
     exclude: set[int],
 ) -> Reader:
-    """A Reader from a subscriber's stored vectors (`vectors`: the sentence's row first,
-    then the phrases', or only as many leading rows as were read)."""
-    offset = 1 if intent else 0
-    # Often only the sentence's row was read (the scorer knows every phrase): no phrases.
-    phrase_vectors = dict(zip(phrases, vectors[offset:], strict=False))
+    """A Reader from a subscriber's stored vectors (`phrase_vectors` may not have been
+    read: the scorer knows every phrase)."""
+    phrases = (parsed or Interests.parse(interests)).texts
+    sentence = from_bytes(intent_vector) if intent else None
     liked = [papers.rows[p] for p in (feedback or {}).get(1, []) if p in papers.rows]
     disliked = [papers.rows[p] for p in (feedback or {}).get(-1, []) if p in papers.rows]
+    has_sentence = sentence is not None and len(sentence) > 0
     return Reader(
         key=subscriber_id,
         interests=interests,
         limit=max(1, limit),
-        intent=vectors[0] if intent and len(vectors) else None,
-        intent_terms=sentence_terms(intent) if intent and len(vectors) else (),
-        phrase_vectors=phrase_vectors,
+        intent=sentence[0] if sentence is not None and has_sentence else None,
+        intent_terms=stored_intent_terms(intent, words) if has_sentence else (),
+        phrase_vectors=dict(zip(phrases, from_bytes(phrase_vectors), strict=False)),
         liked=np.vstack([v for v, _ in liked]) if liked else None,
         liked_titles=[t for _, t in liked],
         disliked=np.vstack([v for v, _ in disliked]) if disliked else None,
@@ -128,14 +129,14 @@ def readers_for(
     given = _feedback([s.pk for s in subscribers if s.pk is not None], papers)
     readers: list[Reader] = []
     for subscriber in subscribers:
-        intent, phrases = subscriber_texts(subscriber)
         readers.append(
             _reader(
                 subscriber.pk or 0,
                 interests=subscriber.interests,
-                intent=intent,
-                phrases=phrases,
-                vectors=from_bytes(subscriber.embedding),
+                intent=subscriber.intent.strip(),
+                words=subscriber.intent_words,
+                intent_vector=subscriber.intent_vector,
+                phrase_vectors=subscriber.embedding,
                 limit=subscriber.max_papers,
                 feedback=given.get(subscriber.pk or 0),
                 papers=papers,
@@ -147,15 +148,16 @@ def readers_for(
 
 @dataclass
 class _Stored:
-    """What a subscriber's row says, with as many of its vectors as were read."""
+    """What a subscriber's row says, with the vectors that were read."""
 
     frequency: str
     interests: list[str]
     parsed: Interests
     intent: str
-    phrases: list[str]
+    words: str  # the intent's stored BM25 words
     limit: int
-    vectors: np.ndarray[Any, Any]
+    intent_vector: bytes | memoryview | None
+    phrase_vectors: bytes | memoryview | None = None
 
 
 def load_readers(
@@ -179,35 +181,36 @@ def load_readers(
             "frequency",
             "interests",
             "intent",
+            "intent_words",
             "max_papers",
             "embedding_key",
-            FirstRow("embedding"),
+            "intent_vector",
         )
     )
     stored: dict[int, _Stored] = {}
     stale: list[int] = []
-    whole: list[int] = []  # fresh, but with a phrase the scorer has not seen: read it all
-    for subscriber_id, frequency, interests, intent, limit, key, first in rows:
+    unknown: list[int] = []  # fresh, but with a phrase the scorer has not seen
+    for subscriber_id, frequency, interests, intent, words, limit, key, vector in rows:
         parsed = Interests.parse(interests)
-        sentence, phrases = intent.strip(), [text for text, _ in parsed.wanted]
-        if not first or key != text_key(sentence, *phrases):
+        sentence = intent.strip()
+        if key != text_key(sentence, *parsed.texts) or (sentence and not vector):
             stale.append(subscriber_id)
-        else:
-            scorer = scorer_for(frequency)
-            if not all(scorer.knows(p) for p in phrases):
-                whole.append(subscriber_id)
+        elif not scorer_for(frequency).knows_all(parsed.texts):
+            unknown.append(subscriber_id)
         stored[subscriber_id] = _Stored(
-            frequency, interests, parsed, sentence, phrases, limit, from_bytes(first)
+            frequency, interests, parsed, sentence, words, limit, vector
         )
     if stale:
-        remade = list(Subscriber.objects.filter(id__in=stale))
+        remade = list(Subscriber.objects.filter(id__in_ints=ints(stale)))
         subscribers_embed(remade)
         for subscriber in remade:
-            stored[subscriber.pk].vectors = from_bytes(subscriber.embedding)
-    if whole:
-        blobs = Subscriber.objects.filter(id__in_ints=ints(whole)).values_list("id", "embedding")
+            row = stored[subscriber.pk]
+            row.words, row.intent_vector = subscriber.intent_words, subscriber.intent_vector
+            row.phrase_vectors = subscriber.embedding
+    if unknown:
+        blobs = Subscriber.objects.filter(id__in_ints=ints(unknown)).values_list("id", "embedding")
         for subscriber_id, blob in blobs:
-            stored[subscriber_id].vectors = from_bytes(blob)
+            stored[subscriber_id].phrase_vectors = blob
 
     given = _feedback(list(stored), papers)
     return [
@@ -219,8 +222,9 @@ def load_readers(
                 interests=row.interests,
                 parsed=row.parsed,
                 intent=row.intent,
-                phrases=row.phrases,
-                vectors=row.vectors,
+                words=row.words,
+                intent_vector=row.intent_vector,
+                phrase_vectors=row.phrase_vectors,
                 limit=row.limit,
                 feedback=given.get(subscriber_id),
                 papers=papers,

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import compress
+from itertools import chain, compress
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,7 @@ W_UPVOTES = 0.05
 # reader's higher threshold.
 W_SENTENCE_WORDS = 0.75
 BM25_K1, BM25_B = 1.2, 0.75  # the usual BM25 constants: term saturation, length norm
+WORDS_REFERENCE_SAMPLE = 120  # background papers the words' z-scores are measured against
 THRESHOLD_WITH_INTENT = 10.6
 THRESHOLD_KEYWORDS_ONLY = 6.0
 # A reader's sentence counts as the reason when the paper is this unusually close to it
@@ -154,23 +155,34 @@ class _WordTable:
         self.postings = background.postings
         self.total = len(background.papers)
         self.edition = _Bags.of(index, paper_ids)
-        self.background = _Bags.of(background, list(background.papers))
-        self.edition_rows = np.zeros((64, len(paper_ids)), dtype=np.float32)
-        self.background_rows = np.zeros((64, self.total), dtype=np.float32)
+        # The z-scores' reference: a sample of the background is plenty for a mean and a
+        # spread, and a reader's cost grows with it (their words' rows are summed over it).
+        everyone = list(background.papers)
+        sample = everyone[:: max(1, len(everyone) // WORDS_REFERENCE_SAMPLE)]
+        average = _Bags.of(background, everyone).average if everyone else 1.0
+        self.background = _Bags.of(background, sample, average=average)
+        # Per word: its weight in each edition paper, then in each reference paper, in one
+        # row, so a batch of sentences is summed in one pass.
+        self.papers = len(paper_ids)
+        self.rows = np.zeros((64, self.papers + len(sample)), dtype=np.float32)
+
+    def slots_of(self, terms: Sequence[str]) -> list[int]:
+        known = list(map(self.slots.get, terms))
+        if None in known:
+            return [self.slot(t) for t in terms]
+        return known  # type: ignore[return-value]  # no None left
 
     def slot(self, term: str) -> int:
         slot = self.slots.get(term)
         if slot is not None:
             return slot
         slot = self.slots[term] = len(self.slots)
-        if slot == len(self.edition_rows):
-            grow = ((0, slot), (0, 0))
-            self.edition_rows = np.pad(self.edition_rows, grow)
-            self.background_rows = np.pad(self.background_rows, grow)
+        if slot == len(self.rows):
+            self.rows = np.pad(self.rows, ((0, slot), (0, 0)))
         df = len(self.postings.get(term, ()))
         idf = math.log(1 + (self.total - df + 0.5) / (df + 0.5))
-        self.edition_rows[slot] = self.edition.weights(term, idf)
-        self.background_rows[slot] = self.background.weights(term, idf)
+        self.rows[slot, : self.papers] = self.edition.weights(term, idf)
+        self.rows[slot, self.papers :] = self.background.weights(term, idf)
         return slot
 
 
@@ -179,10 +191,13 @@ class _Bags:
     """Papers as bags of stemmed words (title, HF keywords and abstract together)."""
 
     counts: list[dict[str, int]]
+    average: float  # the average length the lengths are normalised by
     length_norm: np.ndarray[Any, Any]  # per paper: k1 * (1 - b + b * length / average)
 
     @classmethod
-    def of(cls, index: PaperIndex, order: Sequence[int]) -> _Bags:
+    def of(cls, index: PaperIndex, order: Sequence[int], *, average: float = 0.0) -> _Bags:
+        """The papers `order` of `index`; lengths normalised by their own average unless
+        `average` is given."""
         counts: list[dict[str, int]] = []
         for paper_id in order:
             bag: dict[str, int] = {}
@@ -191,8 +206,9 @@ class _Bags:
                     bag[word] = bag.get(word, 0) + 1
             counts.append(bag)
         lengths = np.array([sum(c.values()) for c in counts], dtype=np.float32)
-        average = max(float(lengths.mean()), 1.0) if len(lengths) else 1.0
-        return cls(counts, BM25_K1 * (1 - BM25_B + BM25_B * lengths / average))
+        if not average:
+            average = max(float(lengths.mean()), 1.0) if len(lengths) else 1.0
+        return cls(counts, average, BM25_K1 * (1 - BM25_B + BM25_B * lengths / average))
 
     def weights(self, term: str, idf: float) -> np.ndarray[Any, Any]:
         """Per paper, the term's BM25 weight: idf x saturated term frequency."""
@@ -302,6 +318,12 @@ class EditionScorer:
         table = self._phrases
         return phrase in table.by_text or (phrase_stems(phrase), phrase.lower()) in table.slots
 
+    def knows_all(self, phrases: Sequence[str]) -> bool:
+        """`knows` of every phrase (the quick way first: each typed exactly as before)."""
+        return all(map(self._phrases.by_text.__contains__, phrases)) or all(
+            map(self.knows, phrases)
+        )
+
     def _phrase_slot(self, phrase: str, stems: tuple[str, ...], vector: Matrix | None) -> int:
         # The model is uncased, so "Diffusion" and "diffusion" share a vector and a row.
         key = (stems, phrase.lower())
@@ -344,12 +366,11 @@ class EditionScorer:
         having = [k for k, t in enumerate(terms) if t]
         if not having:
             return out
-        slots = [[table.slot(t) for t in terms[k]] for k in having]
-        take = np.fromiter((s for row in slots for s in row), dtype=np.int64)
+        slots = [table.slots_of(terms[k]) for k in having]
+        take = np.fromiter(chain.from_iterable(slots), dtype=np.int64)
         starts = np.cumsum([0] + [len(row) for row in slots[:-1]])
-        edition = np.add.reduceat(table.edition_rows[take], starts, axis=0)
-        reference = np.add.reduceat(table.background_rows[take], starts, axis=0)
-        out[having] = _zscores(edition, reference)
+        sums = np.add.reduceat(table.rows[take], starts, axis=0)
+        out[having] = _zscores(sums[:, : table.papers], sums[:, table.papers :])
         return out
 
     def sentence_words(self, terms: Sequence[str]) -> Scores:

@@ -19,7 +19,7 @@ from subscriptions.models import Subscriber
 from .embedding import DIMENSIONS, embed_texts, from_bytes, text_key, to_bytes
 from .matching import Interests, PaperIndex
 from .models import Paper
-from .relevance import EditionScorer
+from .relevance import EditionScorer, sentence_terms
 
 BACKGROUND_DAYS = 30
 BACKGROUND_MAX = 400
@@ -85,14 +85,31 @@ def subscriber_texts(subscriber: Subscriber) -> tuple[str, list[str]]:
     return subscriber.intent.strip(), wanted
 
 
+def intent_words(intent: str) -> str:
+    """A sentence's BM25 words as stored (space-separated): stemming a hundred thousand
+    sentences every morning would cost a second; it is done once per edit instead."""
+    return " ".join(sentence_terms(intent))
+
+
+def stored_intent_terms(intent: str, words: str) -> tuple[str, ...]:
+    """The sentence's words from their stored form, or made now if not stored yet."""
+    if not intent.strip():
+        return ()
+    return tuple(words.split(" ")) if words else sentence_terms(intent)
+
+
 def subscribers_embed(subscribers: Sequence[Subscriber], *, save: bool = True) -> int:
-    """(Re)make the vectors of subscribers whose sentence or topics changed."""
+    """(Re)make the vectors of subscribers whose sentence or topics changed.
+
+    The sentence's vector is stored apart from the phrases': matching reads it for every
+    reader every day, and the phrases' only for phrases it meets for the first time.
+    """
     stale: list[Subscriber] = []
     texts: set[str] = set()
     for subscriber in subscribers:
         intent, phrases = subscriber_texts(subscriber)
         key = text_key(intent, *phrases)
-        if subscriber.embedding_key != key or not subscriber.embedding:
+        if subscriber.embedding_key != key or (intent and not subscriber.intent_vector):
             subscriber.embedding_key = key
             stale.append(subscriber)
             texts.update(phrases)
@@ -104,12 +121,18 @@ def subscribers_embed(subscribers: Sequence[Subscriber], *, save: bool = True) -
     vectors = dict(zip(ordered, embed_texts(ordered), strict=True))
     for subscriber in stale:
         intent, phrases = subscriber_texts(subscriber)
-        rows = ([vectors[intent]] if intent else []) + [vectors[p] for p in phrases]
+        subscriber.intent_vector = to_bytes(vectors[intent][None]) if intent else b""
+        rows = [vectors[p] for p in phrases]
         subscriber.embedding = to_bytes(np.vstack(rows)) if rows else b""
+        subscriber.intent_words = intent_words(intent)
     if save:
         # Only saved rows have a key to update; a preview's unsaved copy keeps them in memory.
         stored = [s for s in stale if s.pk is not None]
-        Subscriber.objects.bulk_update(stored, ["embedding", "embedding_key"], batch_size=500)
+        Subscriber.objects.bulk_update(
+            stored,
+            ["intent_vector", "embedding", "embedding_key", "intent_words"],
+            batch_size=500,
+        )
     return len(stale)
 
 

@@ -18,15 +18,12 @@ from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from digest.edition_papers import candidate_papers
 from digest.emails import PaperEntry, long_date, paper_entry
 from digest.feedback import feedback_undo, subscriber_feedback, value_word
+from digest.match_chunks import SKIP_NO_PAPERS
 from digest.models import Delivery, Paper
-from digest.planning import (
-    SKIP_NO_PAPERS,
-    candidate_papers,
-    latest_paper_date,
-    subscriber_preview,
-)
+from digest.planning import latest_paper_date, subscriber_preview
 
 from .intent import clean_intent
 from .links import digest_path

@@ -44,11 +44,19 @@ class Subscriber(models.Model):
         blank=True,
         help_text="In their own words, what they are looking for (one sentence).",
     )
-    embedding = models.BinaryField(
-        null=True, editable=False, help_text="Vectors of the intent and of each topic."
+    intent_vector = models.BinaryField(
+        null=True,
+        editable=False,
+        help_text="Vector of the intent; apart, as matching reads it for everyone every day.",
     )
+    embedding = models.BinaryField(null=True, editable=False, help_text="Vectors of each topic.")
     embedding_key = models.CharField(
         max_length=32, blank=True, editable=False, help_text="Which texts `embedding` is of."
+    )
+    intent_words = models.TextField(
+        blank=True,
+        editable=False,
+        help_text="The intent's distinct stemmed words, made with its vector, for matching.",
     )
     created_at = models.DateTimeField(default=timezone.now)
     confirmed_at = models.DateTimeField(null=True, blank=True)

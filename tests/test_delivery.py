@@ -9,8 +9,9 @@ import pytest
 from django.utils import timezone
 
 from digest.daily import edition_counts, edition_prepare, edition_send
+from digest.match_chunks import SKIP_NOTHING_MATCHED
 from digest.models import Delivery, Edition, Paper
-from digest.planning import SKIP_NOTHING_MATCHED, edition_match, edition_plan
+from digest.planning import edition_match, edition_plan
 from digest.sending import INTERRUPTED, SKIP_LEFT, claim, stale_sends_recover
 from subscriptions.models import Subscriber
 from subscriptions.services import subscriber_unsubscribe

@@ -1,0 +1,81 @@
+"""An edition's candidate papers, scored once per run, whoever is matched against them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+
+from django.db.models import QuerySet
+
+from subscriptions.models import Subscriber
+
+from .models import Delivery, DeliveryPaper, Edition, Paper
+from .readers import FeedbackPapers
+from .relevance import EditionScorer
+from .vectors import background_papers, edition_scorer
+
+
+def candidate_papers(date: dt.date, frequency: str) -> QuerySet[Paper]:
+    """A daily digest draws on the day's papers; a weekly one on the last seven days'."""
+    if frequency == Subscriber.Frequency.WEEKLY:
+        return Paper.objects.filter(batch_date__range=(date - dt.timedelta(days=6), date))
+    return Paper.objects.filter(batch_date=date)
+
+
+def already_sent_papers(
+    subscriber_ids: Sequence[int] | None, paper_ids: Sequence[int], edition: Edition
+) -> dict[int, set[int]]:
+    """Of these papers, which were already given to each subscriber by another edition.
+
+    `subscriber_ids=None` asks for everyone: the query is driven by the papers (a day's
+    few dozen, indexed), and only readers who were given one of them appear.
+    """
+    rows = DeliveryPaper.objects.filter(paper_id__in=paper_ids).exclude(
+        delivery__status__in=[Delivery.Status.FAILED, Delivery.Status.SKIPPED]
+    )
+    if subscriber_ids is not None:
+        rows = rows.filter(delivery__subscriber_id__in=subscriber_ids)
+    if edition.pk is not None:  # a preview's edition may not be saved yet
+        rows = rows.exclude(delivery__edition=edition)
+    sent: dict[int, set[int]] = defaultdict(set)
+    for subscriber_id, paper_id in rows.values_list("delivery__subscriber_id", "paper_id"):
+        sent[subscriber_id].add(paper_id)
+    return sent
+
+
+class EditionPapers:
+    """The candidate papers of one edition per frequency, scored by one shared scorer.
+
+    The papers (and the recent ones that serve as background) are embedded and indexed
+    once per run, however many readers are matched against them; so are the papers that
+    other editions already gave to someone, and the vectors of papers readers gave
+    feedback on.
+    """
+
+    def __init__(self, edition: Edition) -> None:
+        self.edition = edition
+        self._built: dict[str, tuple[EditionScorer, list[int]]] = {}
+        self._background: list[Paper] | None = None
+        self._sent_before: dict[int, set[int]] | None = None
+        self.feedback_papers = FeedbackPapers()
+
+    def for_frequency(self, frequency: str) -> tuple[EditionScorer, list[int]]:
+        if frequency not in self._built:
+            if self._background is None:
+                self._background = background_papers(self.edition.date)
+            papers = list(candidate_papers(self.edition.date, frequency).order_by("id"))
+            scorer = edition_scorer(papers, self._background)
+            self._built[frequency] = (scorer, [p.id for p in papers])
+        return self._built[frequency]
+
+    def scorer(self, frequency: str) -> EditionScorer:
+        return self.for_frequency(frequency)[0]
+
+    def sent_before(self) -> dict[int, set[int]]:
+        """Per subscriber, which of this edition's candidates another edition gave them."""
+        if self._sent_before is None:
+            candidates = candidate_papers(self.edition.date, Subscriber.Frequency.WEEKLY)
+            ids = list(candidates.values_list("id", flat=True))
+            self._sent_before = already_sent_papers(None, ids, self.edition)
+        return self._sent_before
