@@ -69,6 +69,13 @@ class EditionPapers:
             self._built[frequency] = (scorer, [p.id for p in papers])
         return self._built[frequency]
 
+    def prepare(self) -> None:
+        """Build everything matching will ask for: each frequency's scorer (with its
+        phrases' and words' tables empty) and the papers already sent."""
+        for frequency in Subscriber.Frequency.values:
+            self.for_frequency(frequency)
+        self.sent_before()
+
     def scorer(self, frequency: str) -> EditionScorer:
         return self.for_frequency(frequency)[0]
 

@@ -24,10 +24,11 @@ from .edition_papers import EditionPapers, already_sent_papers
 from .emails import DigestItem
 from .match_chunks import (
     SKIP_NOTHING_MATCHED,
+    ChunkScorer,
     ChunkWriter,
     ReasonsEncoder,
     WrittenChunk,
-    score_chunk,
+    scoring_processes,
     skip_reason,
 )
 from .models import Delivery, Edition, Paper
@@ -120,9 +121,9 @@ def _chunks(ids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
 def edition_match(*, edition: Edition, subscriber_ids: Sequence[int] | None = None) -> MatchSummary:
     """Choose each queued delivery's papers (with reasons), or skip it with the reason.
 
-    Chunk by chunk: each is scored, then written by a `ChunkWriter` while the next one is
-    scored (see digest.match_chunks). Inside an open transaction everything stays on this
-    connection.
+    Chunk by chunk: chunks are scored (in parallel processes where it can) and each is
+    written by a `ChunkWriter` while the next ones are scored (see digest.match_chunks).
+    Inside an open transaction everything stays on this connection.
     """
     summary = MatchSummary()
     queued = Delivery.objects.filter(
@@ -133,6 +134,7 @@ def edition_match(*, edition: Edition, subscriber_ids: Sequence[int] | None = No
     pending = list(queued.order_by("id").values_list("id", flat=True))
     papers = EditionPapers(edition)
     encode = ReasonsEncoder()
+    scorer = ChunkScorer(queued, papers, encode, processes=scoring_processes())
     writer = ChunkWriter(inline=connection.in_atomic_block)
 
     def count(written: WrittenChunk | None) -> None:
@@ -142,8 +144,8 @@ def edition_match(*, edition: Edition, subscriber_ids: Sequence[int] | None = No
                 summary.skipped[reason] += n
 
     try:
-        for chunk in _chunks(pending, MATCH_CHUNK):
-            count(writer.write(score_chunk(chunk, queued, papers, encode)))
+        for scored in scorer.scored(list(_chunks(pending, MATCH_CHUNK))):
+            count(writer.write(scored))
     finally:
         count(writer.finish())
     return summary

@@ -190,6 +190,11 @@ PAPERBOY_WEEKLY_WEEKDAY = env_int("PAPERBOY_WEEKLY_WEEKDAY", 1, low=1, high=7)
 # Papers of the last N days get their upvotes refreshed on each scrape.
 PAPERBOY_REFRESH_DAYS = env_int("PAPERBOY_REFRESH_DAYS", 3, low=0, high=30)
 PAPERBOY_SEND_CHUNK = env_int("PAPERBOY_SEND_CHUNK", 100, low=1, high=10_000)
+# Processes that score readers in parallel while matching (forked from the run; 1 = in
+# the run's own process). Matching is CPU-bound: up to one per core.
+PAPERBOY_MATCH_PROCESSES = env_int(
+    "PAPERBOY_MATCH_PROCESSES", min(os.cpu_count() or 1, 4), low=1, high=64
+)
 PAPERBOY_MAX_SEND_ATTEMPTS = env_int("PAPERBOY_MAX_SEND_ATTEMPTS", 5, low=1, high=20)
 # A delivery left in `sending` longer than this is recovered (see digest/sending.py).
 PAPERBOY_STALE_SENDING_MINUTES = env_int("PAPERBOY_STALE_SENDING_MINUTES", 30, low=1, high=1440)

@@ -1,0 +1,106 @@
+"""Matching outside a transaction: chunks scored in forked processes, written by a thread.
+
+These tests commit for real (a transactional database), as a daily run does; elsewhere
+matching runs inside the test's transaction, where everything stays on one connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import digest.planning
+from digest.edition_papers import EditionPapers
+from digest.match_chunks import (
+    SKIP_NOTHING_MATCHED,
+    ReasonsEncoder,
+    score_chunk,
+    scoring_processes,
+    write_chunk,
+)
+from digest.models import Delivery, DeliveryPaper, Paper
+from digest.planning import edition_match, edition_plan, subscriber_preview
+from subscriptions.models import Subscriber
+from tests.conftest import EDITION_DATE
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def papers(make_paper: Callable[..., Paper]) -> list[Paper]:
+    return [
+        make_paper(
+            "Consistent Video Generation with Diffusion Transformers",
+            "We generate minute-long videos with a diffusion transformer.",
+        ),
+        make_paper(
+            "Reward Model Ensembles Make RLHF Robust",
+            "Reinforcement learning from human feedback with several reward models.",
+        ),
+        make_paper("Streaming Text-to-Speech", "A small text-to-speech model that streams."),
+    ]
+
+
+@pytest.fixture
+def readers(
+    make_subscriber: Callable[..., Subscriber], alice: Subscriber, bob: Subscriber
+) -> list[Subscriber]:
+    dora = make_subscriber("dora@example.org", ["text-to-speech"])
+    erin = make_subscriber("erin@example.org", ["protein folding"])
+    return [alice, bob, dora, erin]
+
+
+def chosen() -> dict[int, list[int]]:
+    rows = DeliveryPaper.objects.order_by("delivery__subscriber_id", "rank")
+    found: dict[int, list[int]] = {}
+    for subscriber_id, paper_id in rows.values_list("delivery__subscriber_id", "paper_id"):
+        found.setdefault(subscriber_id, []).append(paper_id)
+    return found
+
+
+def test_forked_scorers_choose_what_each_reader_alone_would_get(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, papers: list[Paper], readers: list[Subscriber]
+) -> None:
+    settings.PAPERBOY_MATCH_PROCESSES = 2
+    monkeypatch.setattr(digest.planning, "MATCH_CHUNK", 1)  # a chunk per reader
+    assert scoring_processes() == 2  # no transaction open: forking is allowed
+
+    expected = {
+        s.id: [item.paper.id for item in subscriber_preview(subscriber=s, date=EDITION_DATE)[0]]
+        for s in readers
+    }
+    edition = edition_plan(date=EDITION_DATE)
+    summary = edition_match(edition=edition)
+
+    assert chosen() == {k: v for k, v in expected.items() if v}
+    assert summary.matched == 3 and dict(summary.skipped) == {SKIP_NOTHING_MATCHED: 1}
+    statuses = dict(Delivery.objects.values_list("subscriber__email", "status"))
+    assert statuses["erin@example.org"] == Delivery.Status.SKIPPED
+    assert Delivery.objects.filter(matched_at__isnull=True).count() == 0
+    # A second run finds nothing left to match, and writes nothing twice.
+    again = edition_match(edition=edition)
+    assert (again.matched, again.skipped_total) == (0, 0)
+    assert DeliveryPaper.objects.count() == sum(len(v) for v in expected.values())
+
+
+def test_a_chunk_writes_only_the_deliveries_still_unmatched(
+    papers: list[Paper], readers: list[Subscriber]
+) -> None:
+    """Another matcher got to one delivery between scoring and writing: it is left alone."""
+    edition = edition_plan(date=EDITION_DATE)
+    queued = Delivery.objects.filter(edition=edition, matched_at__isnull=True)
+    ids = list(queued.order_by("id").values_list("id", flat=True))
+    scored = score_chunk(ids, queued, EditionPapers(edition), ReasonsEncoder())
+    taken = Delivery.objects.get(edition=edition, subscriber=readers[0])
+    Delivery.objects.filter(id=taken.id).update(status=Delivery.Status.SENDING)
+
+    written = write_chunk(scored)
+
+    assert written.matched == 2  # bob and dora; alice's was taken, erin's skipped
+    assert not DeliveryPaper.objects.filter(delivery=taken).exists()
+    assert DeliveryPaper.objects.filter(delivery__subscriber=readers[1]).exists()
+    # Nothing is left half-done: every delivery written has its papers and its time.
+    left = Delivery.objects.filter(edition=edition, matched_at__isnull=True)
+    assert list(left.values_list("id", flat=True)) == [taken.id]
