@@ -421,6 +421,8 @@ class Figures:
     scored_items: int = 0
     profiled: bool = False
     match_steps: dict[str, float] = field(default_factory=dict)
+    processes: int = 1  # that scored the chunks
+    children_peak_rss_mb: float = 0.0  # the largest scoring process's
 
 
 def run(args: argparse.Namespace) -> Figures:
@@ -469,6 +471,11 @@ def _run_on_empty_database(args: argparse.Namespace, figures: Figures) -> None:
             edition = edition_plan(date=EDITION_DATE)
         figures.deliveries = Delivery.objects.filter(edition=edition).count()
         log(f"planned {figures.deliveries} deliveries for {EDITION_DATE}")
+        from digest.match_chunks import scoring_processes
+
+        figures.processes = scoring_processes()
+        if args.profile and figures.processes > 1:
+            log("--profile sees only this process: scoring runs in forked ones")
         with phase("match", timings):
             if args.profile:
                 summary = profiled(args.profile, lambda: edition_match(edition=edition))
@@ -477,6 +484,8 @@ def _run_on_empty_database(args: argparse.Namespace, figures: Figures) -> None:
                     summary = edition_match(edition=edition)
                 figures.match_steps = clock.seconds
     figures.peak_rss_mb = peak_rss_mb(since_reset=fresh_peak)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    figures.children_peak_rss_mb = children / (1024 * 1024 if sys.platform == "darwin" else 1024)
     figures.embedded_during_match = embedded.texts
     figures.matched = summary.matched
     figures.skipped = dict(summary.skipped)
@@ -502,6 +511,7 @@ def score_only(edition: Any, figures: Figures) -> None:
     match, is left out here.
     """
     from digest.edition_papers import EditionPapers
+    from digest.match_chunks import cycle_collector_paused
     from digest.planning import MATCH_CHUNK
     from digest.readers import load_readers
     from subscriptions.models import Subscriber
@@ -520,15 +530,16 @@ def score_only(edition: Any, figures: Figures) -> None:
     log(f"scoring {len(ids)} readers alone…")
     step = max(1, len(ids) // MATCH_CHUNK // 10)
     for n, chunk in enumerate(_id_chunks(ids, MATCH_CHUNK), start=1):
-        t0 = time.perf_counter()
-        loaded = load_readers(
-            chunk, scorer_for=papers.scorer, papers=papers.feedback_papers, exclude={}
-        )
-        t1 = time.perf_counter()
-        for found in scorer.rank_many([one.reader for one in loaded]):
-            figures.scored_items += len(found)
-            figures.scored_matched += bool(found)
-        t2 = time.perf_counter()
+        with cycle_collector_paused():  # as the product scores a chunk
+            t0 = time.perf_counter()
+            loaded = load_readers(
+                chunk, scorer_for=papers.scorer, papers=papers.feedback_papers, exclude={}
+            )
+            t1 = time.perf_counter()
+            for found in scorer.rank_many([one.reader for one in loaded]):
+                figures.scored_items += len(found)
+                figures.scored_matched += bool(found)
+            t2 = time.perf_counter()
         timings["load"] += t1 - t0
         timings["rank"] += t2 - t1
         figures.scored += len(loaded)
@@ -560,7 +571,13 @@ def report(figures: Figures) -> bool:
         + f" papers_per_digest={per_digest:.1f} embedded_during_match="
         f"{figures.embedded_during_match} target_s={MATCH_TARGET_S:.0f} ({verdict})",
     ]
-    if figures.match_steps:
+    if figures.match_steps and figures.processes > 1:
+        lines.append(
+            f"match steps: scored in {figures.processes} forked processes (where their time "
+            "goes: 'scoring alone' below, in one process); "
+            f"write_items_s={figures.match_steps['write_items']:.2f} on the writing thread"
+        )
+    elif figures.match_steps:
         steps = figures.match_steps
         rest = t["match"] - sum(v for k, v in steps.items() if k != "write_items")
         lines.append(
@@ -581,7 +598,12 @@ def report(figures: Figures) -> bool:
     lines.append(
         f"subscribers={pop.subscribers} papers={figures.papers} plan_s={t['plan']:.2f} "
         f"match_s={t['match']:.2f} per_subscriber_us={t['match'] / n * 1e6:.0f} "
-        f"peak_rss_mb={figures.peak_rss_mb:.0f}"
+        f"processes={figures.processes} peak_rss_mb={figures.peak_rss_mb:.0f}"
+        + (
+            f" scoring_process_peak_rss_mb={figures.children_peak_rss_mb:.0f}"
+            if figures.processes > 1
+            else ""
+        )
     )
     print("\n".join(lines), flush=True)
     log(f"process peak RSS, set-up included: {figures.process_peak_rss_mb:.0f} MB")

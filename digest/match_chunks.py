@@ -89,7 +89,7 @@ class ReasonsEncoder:
 
 
 @contextmanager
-def _cycle_collector_paused() -> Iterator[None]:
+def cycle_collector_paused() -> Iterator[None]:
     """Scoring a chunk allocates hundreds of thousands of small objects that reference
     counting frees (none form cycles); meanwhile Python's cycle collector would walk every
     live object again and again, a fifth of the scoring's time. It resumes after."""
@@ -106,7 +106,7 @@ def score_chunk(
     delivery_ids: Sequence[int], queued: Any, papers: EditionPapers, encode: ReasonsEncoder
 ) -> ScoredChunk:
     """Rank the readers of these deliveries (those still in `queued`), reading only."""
-    with _cycle_collector_paused():
+    with cycle_collector_paused():
         return _score_chunk(delivery_ids, queued, papers, encode)
 
 
@@ -169,9 +169,16 @@ def scoring_processes() -> int:
     Inside a transaction a forked process would not see its rows; a daemonic process (a
     Celery prefork worker) may not have children.
     """
-    if connection.in_atomic_block or multiprocessing.current_process().daemon:
+    if connection.in_atomic_block or _daemonic():
         return 1
     return int(settings.PAPERBOY_MATCH_PROCESSES)
+
+
+def _daemonic() -> bool:
+    # Celery's prefork workers are made by billiard (its own copy of multiprocessing).
+    from billiard.process import current_process as billiard_process
+
+    return bool(multiprocessing.current_process().daemon or billiard_process().daemon)
 
 
 class ChunkScorer:
