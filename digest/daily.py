@@ -55,18 +55,20 @@ def edition_prepare(
     scrape: bool = True,
     on_scraped: Callable[[ScrapeResult], None] | None = None,
     on_embed_progress: Callable[[int, int], None] | None = None,
+    on_match_progress: Callable[[int, int], None] | None = None,
 ) -> Prepared:
     """Scrape the day's papers, plan the edition and choose every delivery's papers.
 
     The papers are embedded (once each) before matching, so a caller can show progress
-    of the slow part.
+    of the slow parts: `on_embed_progress` and `on_match_progress` get (done, total).
     """
     scraped = scrape_papers(date=date, sources=sources or default_sources()) if scrape else None
     if scraped is not None and on_scraped:
         on_scraped(scraped)
     background_papers(date, on_progress=on_embed_progress)
     edition = edition_plan(date=date)
-    return Prepared(edition=edition, scrape=scraped, matching=edition_match(edition=edition))
+    matching = edition_match(edition=edition, on_progress=on_match_progress)
+    return Prepared(edition=edition, scrape=scraped, matching=matching)
 
 
 def edition_send(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -118,12 +118,18 @@ def _chunks(ids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
         yield ids[i : i + size]
 
 
-def edition_match(*, edition: Edition, subscriber_ids: Sequence[int] | None = None) -> MatchSummary:
+def edition_match(
+    *,
+    edition: Edition,
+    subscriber_ids: Sequence[int] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> MatchSummary:
     """Choose each queued delivery's papers (with reasons), or skip it with the reason.
 
     Chunk by chunk: chunks are scored (in parallel processes where it can) and each is
     written by a `ChunkWriter` while the next ones are scored (see digest.match_chunks).
-    Inside an open transaction everything stays on this connection.
+    Inside an open transaction everything stays on this connection. `on_progress` gets
+    (readers done, readers in all) after each chunk.
     """
     summary = MatchSummary()
     queued = Delivery.objects.filter(
@@ -143,9 +149,14 @@ def edition_match(*, edition: Edition, subscriber_ids: Sequence[int] | None = No
             for reason, n in written.skipped.items():
                 summary.skipped[reason] += n
 
+    chunks = list(_chunks(pending, MATCH_CHUNK))
+    done = 0
     try:
-        for scored in scorer.scored(list(_chunks(pending, MATCH_CHUNK))):
+        for chunk, scored in zip(chunks, scorer.scored(chunks), strict=True):
             count(writer.write(scored))
+            done += len(chunk)
+            if on_progress:
+                on_progress(done, len(pending))
     finally:
         count(writer.finish())
     return summary

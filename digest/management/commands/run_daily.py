@@ -60,26 +60,19 @@ class Command(BaseCommand):
                 f"({scrape.created} new, {scrape.updated} updated)"
             )
 
-        reading: tqdm[Any] | None = None
-
-        def embedding(done: int, total: int) -> None:
-            # Each paper is read once (sentence vectors, about a third of a second each).
-            nonlocal reading
-            if reading is None:
-                reading = tqdm(
-                    total=total,
-                    desc="  Reading papers",
-                    unit="paper",
-                    disable=options["no_progress"],
-                    file=self.stderr._out,
-                )
-            reading.update(done - reading.n)
-
+        show = {"disable": options["no_progress"], "file": self.stderr._out}
+        # Each paper is read once (sentence vectors, about a third of a second each).
+        reading = _Progress("  Reading papers", "paper", **show)
+        matching = _Progress("  Matching", "reader", **show)
         prepared = edition_prepare(
-            date=date, sources=options["source"], on_scraped=scraped, on_embed_progress=embedding
+            date=date,
+            sources=options["source"],
+            on_scraped=scraped,
+            on_embed_progress=reading,
+            on_match_progress=matching,
         )
-        if reading is not None:
-            reading.close()
+        reading.close()
+        matching.close()
         scrape = prepared.scrape
         assert scrape is not None
 
@@ -147,3 +140,20 @@ class Command(BaseCommand):
         if not by_reason:
             return ""
         return " (" + "; ".join(f"{n}: {reason}" for reason, n in by_reason.items()) + ")"
+
+
+class _Progress:
+    """A progress bar made at the first report of (done, total), if one ever comes."""
+
+    def __init__(self, desc: str, unit: str, *, disable: bool, file: Any) -> None:
+        self.options = {"desc": desc, "unit": unit, "disable": disable, "file": file}
+        self.bar: tqdm[Any] | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=total, **self.options)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
