@@ -93,7 +93,8 @@ def _insert_deliveries(edition: Edition, due: QuerySet[Subscriber], now: dt.date
         "last_error": Value(""),
         "created_at": Value(now, output_field=DateTimeField()),
     }
-    source = due.order_by().annotate(**{f"new_{n}": v for n, v in values.items()})
+    # In subscriber order, so deliveries are numbered (and later sent) in that order.
+    source = due.order_by("id").annotate(**{f"new_{n}": v for n, v in values.items()})
     select, params = source.values_list(*(f"new_{n}" for n in values)).query.sql_with_params()
     columns = ", ".join(quote(column[n]) for n in values)
     with connection.cursor() as cursor:
