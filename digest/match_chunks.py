@@ -160,7 +160,11 @@ _FORKED: tuple[Any, EditionPapers, ReasonsEncoder] | None = None
 def _score_forked(delivery_ids: Sequence[int]) -> ScoredChunk:
     assert _FORKED is not None, "only called in processes forked by ChunkScorer"
     queued, papers, encode = _FORKED
-    return score_chunk(delivery_ids, queued, papers, encode)
+    try:
+        return score_chunk(delivery_ids, queued, papers, encode)
+    finally:
+        # A pool's process ends without running exit handlers; leave no connection open.
+        connections.close_all()
 
 
 def scoring_processes() -> int:
