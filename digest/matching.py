@@ -52,6 +52,7 @@ class PaperLike(Protocol):
     title: str
     abstract: str
     ai_keywords: list[str]
+    ai_summary: str
     upvotes: int
 
 
@@ -106,6 +107,9 @@ class _IndexedPaper:
     paper_id: int
     upvotes: int
     fields: dict[str, _Field]
+    # Stems of HF's one-sentence ai_summary: words the paper is about, counted by the
+    # sentence's words (BM25) but not searched for phrases, nor in `postings`.
+    summary_stems: tuple[str, ...] = ()
 
 
 def _index_field(text: str) -> _Field:
@@ -140,7 +144,8 @@ class PaperIndex:
                 "keywords": _index_field(_keywords_text(paper.ai_keywords or [])),
                 "abstract": _index_field(paper.abstract),
             }
-            indexed[paper.id] = _IndexedPaper(paper.id, paper.upvotes, fields)
+            summary = text_stems(paper.ai_summary or "")
+            indexed[paper.id] = _IndexedPaper(paper.id, paper.upvotes, fields, summary)
             for f in fields.values():
                 for s in f.stems:
                     postings[s].add(paper.id)

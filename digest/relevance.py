@@ -7,8 +7,9 @@ paper's score adds up:
 - **keyword evidence**: where a phrase matched (title > HF keywords > abstract) times how
   specific the phrase is (inverse document frequency over the recent papers: a phrase in
   half the papers counts for little, one in two papers for much);
-- **the sentence's words**: how well the paper's words match the words of the reader's
-  sentence, scored as search engines do (BM25: a rare word counts more than a common one,
+- **the sentence's words**: how well the paper's words (title, HF keywords, abstract and
+  HF's one-sentence summary) match the words of the reader's sentence, scored as search
+  engines do (BM25: a rare word counts more than a common one,
   a repeated word with diminishing returns, a long abstract does not win by length) and,
   like the meanings below, turned into a z-score against the recent papers. A sentence
   vector blurs exact terms a reader chose on purpose ("OCR", "reranker"); the words keep
@@ -154,12 +155,15 @@ class _WordTable:
         self.slots: dict[str, int] = {}
         self.postings = background.postings
         self.total = len(background.papers)
-        self.edition = _Bags.of(index, paper_ids)
         # The z-scores' reference: a sample of the background is plenty for a mean and a
         # spread, and a reader's cost grows with it (their words' rows are summed over it).
         everyone = list(background.papers)
         sample = everyone[:: max(1, len(everyone) // WORDS_REFERENCE_SAMPLE)]
-        average = _Bags.of(background, everyone).average if everyone else 1.0
+        # Lengths are measured against the recent papers' average, the edition's too: a
+        # day's papers often lack HF's summary and keywords when they are matched, so the
+        # edition is shorter than usual, not its papers shorter than each other.
+        average = _Bags.of(background, everyone).average if everyone else 0.0
+        self.edition = _Bags.of(index, paper_ids, average=average)
         self.background = _Bags.of(background, sample, average=average)
         # Per word: its weight in each edition paper, then in each reference paper, in one
         # row, so a batch of sentences is summed in one pass.
@@ -188,7 +192,8 @@ class _WordTable:
 
 @dataclass
 class _Bags:
-    """Papers as bags of stemmed words (title, HF keywords and abstract together)."""
+    """Papers as bags of stemmed words: title, HF keywords, abstract and HF's one-sentence
+    summary together (the summary names what a paper is about in few, plain words)."""
 
     counts: list[dict[str, int]]
     average: float  # the average length the lengths are normalised by
@@ -201,8 +206,9 @@ class _Bags:
         counts: list[dict[str, int]] = []
         for paper_id in order:
             bag: dict[str, int] = {}
-            for f in index.papers[paper_id].fields.values():
-                for word in f.stems:
+            paper = index.papers[paper_id]
+            for stems in (*(f.stems for f in paper.fields.values()), paper.summary_stems):
+                for word in stems:
                     bag[word] = bag.get(word, 0) + 1
             counts.append(bag)
         lengths = np.array([sum(c.values()) for c in counts], dtype=np.float32)

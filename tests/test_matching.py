@@ -14,6 +14,7 @@ class P:
     abstract: str = ""
     ai_keywords: list[str] = field(default_factory=list)
     upvotes: int = 0
+    ai_summary: str = ""
 
 
 DIFFUSION_TITLE = P(

@@ -5,6 +5,7 @@ Vectors here are made by hand (no model), so each test controls what is "close".
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,7 @@ class P:
     abstract: str = ""
     ai_keywords: list[str] = field(default_factory=list)
     upvotes: int = 0
+    ai_summary: str = ""
 
 
 BACKGROUND = [
@@ -208,3 +210,29 @@ def test_many_readers_at_once_rank_as_each_alone() -> None:
     assert [ids(m) for m in together] == [ids(m) for m in alone]
     assert ids(together[0]) == [VIDEO_QA.id] and together[1] == [] and together[4] == []
     assert ids(together[2]) == [TTS.id]
+
+
+def test_the_summary_s_words_count_for_the_sentence_but_not_for_phrases() -> None:
+    # HF's one-line summary names the topic plainly; the abstract may not use the word.
+    plain = P(4, "A Streaming Decoder", "We decode audio frames with low latency.")
+    summed = dataclasses.replace(plain, id=5, ai_summary="A streaming vocoder for speech.")
+    vectors = [near(direction(7), 0.8, 4), near(direction(7), 0.8, 5)]
+    s = scorer([plain, summed], vectors)
+    words = s.sentence_words(sentence_terms("Vocoders for speech"))
+    assert words[1] > words[0] + 1
+    assert s.index.lookup(("vocod",)) == {}  # a phrase is matched in title, keywords, abstract
+
+
+def test_an_edition_without_summaries_yet_is_weighed_against_the_usual_length() -> None:
+    # The day's papers often lack HF's summary and keywords when matched: a paper's words
+    # weigh the same in the edition as among the recent papers, whatever the others' length.
+    paper = P(6, "Speech Synthesis at Scale", "A text-to-speech model.")
+    wordy = [
+        P(10 + i, f"Other {i}", "A model.", ai_summary="A long summary. " * 8) for i in range(9)
+    ]
+    s = scorer([paper], [near(SPEECH, 0.8, 6)])
+    s.background_index = PaperIndex.build([*BACKGROUND, *wordy, paper])
+    s.sentence_words(("speech",))
+    assert s._words is not None
+    row = s._words.rows[s._words.slots["speech"]]
+    assert row[0] == pytest.approx(row[-1])  # in the edition, and as the background's last
