@@ -63,6 +63,9 @@ KEEP_IF_EMPTY = frozenset(
     }
 )
 REFRESH_FIELDS = ("upvotes", "num_comments")
+# What HF adds hours after listing a paper: a refresh fills them in if they were missing
+# (matching counts the summary's words), and never changes one already there.
+REFRESH_IF_MISSING = ("ai_keywords", "ai_summary")
 BATCH_SIZE = 500
 
 
@@ -198,16 +201,20 @@ def _apply(paper: Paper, record: PaperRecord) -> list[str]:
 
 
 def _refresh(records: list[PaperRecord], *, exclude: set[str]) -> int:
-    """Update upvotes/comments of stored papers from earlier days' lists; returns how many."""
+    """Update upvotes/comments of stored papers from earlier days' lists, and fill in HF's
+    summary and keywords where they were missing; returns how many papers changed."""
     latest = {r.arxiv_id: r for r in records if r.arxiv_id not in exclude}
     stored = Paper.objects.in_bulk(list(latest), field_name="arxiv_id")
     changed = []
     for arxiv_id, paper in stored.items():
         record = latest[arxiv_id]
-        if (paper.upvotes, paper.num_comments) != (record.upvotes, record.num_comments):
-            paper.upvotes, paper.num_comments = record.upvotes, record.num_comments
+        names = [n for n in REFRESH_FIELDS if getattr(paper, n) != getattr(record, n)]
+        names += [n for n in REFRESH_IF_MISSING if not getattr(paper, n) and getattr(record, n)]
+        for name in names:
+            setattr(paper, name, getattr(record, name))
+        if names:
             changed.append(paper)
-    _bulk_update(changed, set(REFRESH_FIELDS))
+    _bulk_update(changed, {*REFRESH_FIELDS, *REFRESH_IF_MISSING})
     return len(changed)
 
 

@@ -126,6 +126,33 @@ def test_earlier_days_get_their_upvotes_refreshed(hf: LoopbackServer, settings: 
     assert {r.query["date"] for r in hf.requests} == {"2026-03-09", "2026-03-10"}
 
 
+def test_a_refresh_fills_in_the_summary_and_keywords_hf_added_later(
+    hf: LoopbackServer, settings: Any
+) -> None:
+    settings.PAPERBOY_REFRESH_DAYS = 3
+    monday = load("hf_api_2026-03-09.json")
+    listed = monday[1]["paper"]
+    summary, keywords = "A streaming vocoder for speech.", ["vocoder", "speech synthesis"]
+    listed["ai_summary"], listed["ai_keywords"] = "", []  # at listing time HF had none yet
+    monday[0]["paper"]["ai_summary"] = "An earlier summary that HF rewrote."
+    hf_day(hf, MONDAY, [monday])
+    scrape_papers(date=MONDAY)
+    kept = Paper.objects.get(arxiv_id=monday[0]["paper"]["id"]).ai_summary
+    assert Paper.objects.get(arxiv_id=listed["id"]).ai_summary == ""
+
+    listed["ai_summary"], listed["ai_keywords"] = summary, keywords
+    monday[0]["paper"]["ai_summary"] = "A summary HF rewrote later."
+    hf.routes.clear()
+    hf_day(hf, MONDAY, [monday])
+    hf_day(hf, TUESDAY, tuesday_pages())
+    scrape_papers(date=TUESDAY)
+
+    filled = Paper.objects.get(arxiv_id=listed["id"])
+    assert (filled.ai_summary, filled.ai_keywords) == (summary, keywords)
+    # One already there stays: the refresh fills gaps, it does not rewrite.
+    assert Paper.objects.get(arxiv_id=monday[0]["paper"]["id"]).ai_summary == kept
+
+
 def test_a_failed_refresh_is_a_warning_not_an_error(
     hf: LoopbackServer, caplog: pytest.LogCaptureFixture
 ) -> None:
