@@ -459,9 +459,9 @@ def _run_on_empty_database(args: argparse.Namespace, figures: Figures) -> None:
     )
 
     # The matcher embeds nothing here, so it would not load the model: drop the set-up's.
-    from digest.embedding import _model
+    from digest.embedding import release_model
 
-    _model.cache_clear()
+    release_model()
     gc.collect()
     settle_database()
     setup_peak = peak_rss_mb(since_reset=False)

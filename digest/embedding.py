@@ -72,6 +72,13 @@ def _model() -> _Model:
     return _Model()
 
 
+def release_model() -> None:
+    """Forget this process's model: to free its memory, or after a fork, where the
+    parent's onnxruntime session (and its thread pool) must not be used. The next
+    embedding loads it again."""
+    _model.cache_clear()
+
+
 def normalise(rows: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.float32]]:
     rows = np.asarray(rows, dtype=np.float32)
     norms = np.linalg.norm(rows, axis=-1, keepdims=True)

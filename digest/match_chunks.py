@@ -30,6 +30,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from .edition_papers import EditionPapers
+from .embedding import release_model
 from .lookups import ints
 from .matching import Match, Reason
 from .models import Delivery, DeliveryPaper
@@ -157,6 +158,13 @@ def _score_chunk(
 _FORKED: tuple[Any, EditionPapers, ReasonsEncoder] | None = None
 
 
+def _forked_process_start() -> None:
+    # The parent's embedding model (an onnxruntime session and its thread pool) does not
+    # survive a fork intact; a reader whose vectors are stale (edited since the last run)
+    # is embedded here with a model of this process's own, loaded if one is needed.
+    release_model()
+
+
 def _score_forked(delivery_ids: Sequence[int]) -> ScoredChunk:
     assert _FORKED is not None, "only called in processes forked by ChunkScorer"
     queued, papers, encode = _FORKED
@@ -209,7 +217,9 @@ class ChunkScorer:
         workers = min(self.processes, len(chunks))
         context = multiprocessing.get_context("fork")
         try:
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            with ProcessPoolExecutor(
+                workers, mp_context=context, initializer=_forked_process_start
+            ) as pool:
                 yield from pool.map(_score_forked, chunks)
         finally:
             _FORKED = None
