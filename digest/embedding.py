@@ -73,9 +73,10 @@ def _model() -> _Model:
 
 
 def release_model() -> None:
-    """Forget this process's model: to free its memory, or after a fork, where the
-    parent's onnxruntime session (and its thread pool) must not be used. The next
-    embedding loads it again."""
+    """Forget this process's model, to free its memory; the next embedding loads it again.
+
+    Not in a forked child: destroying the parent's onnxruntime session there waits for its
+    threads, which a fork does not copy (matching's forked scorers never embed)."""
     _model.cache_clear()
 
 

@@ -30,7 +30,6 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from .edition_papers import EditionPapers
-from .embedding import release_model
 from .lookups import ints
 from .matching import Match, Reason
 from .models import Delivery, DeliveryPaper
@@ -47,10 +46,18 @@ ItemRow = tuple[int, int, int, float, Any]  # delivery, paper, rank, score, enco
 class ScoredChunk:
     """A chunk's outcome, before it is written: item rows and each delivery's fate."""
 
-    deliveries: list[int] = field(default_factory=list)
+    deliveries: list[int] = field(default_factory=list)  # those scored
     items: list[ItemRow] = field(default_factory=list)
     matched: list[int] = field(default_factory=list)
     skipped: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    # Not scored here: readers whose vectors must be made first (see ChunkScorer).
+    deferred: list[int] = field(default_factory=list)
+    asked: int = 0  # deliveries the chunk was made of
+
+    @property
+    def settled(self) -> int:
+        """Deliveries this chunk is done with (all but the deferred)."""
+        return self.asked - len(self.deferred)
 
 
 @dataclass
@@ -104,29 +111,46 @@ def cycle_collector_paused() -> Iterator[None]:
 
 
 def score_chunk(
-    delivery_ids: Sequence[int], queued: Any, papers: EditionPapers, encode: ReasonsEncoder
+    delivery_ids: Sequence[int],
+    queued: Any,
+    papers: EditionPapers,
+    encode: ReasonsEncoder,
+    *,
+    embed_stale: bool = True,
 ) -> ScoredChunk:
-    """Rank the readers of these deliveries (those still in `queued`), reading only."""
+    """Rank the readers of these deliveries (those still in `queued`), reading only.
+
+    With `embed_stale=False`, readers whose vectors are stale are not scored but
+    `deferred`: only the matching's own process embeds.
+    """
     with cycle_collector_paused():
-        return _score_chunk(delivery_ids, queued, papers, encode)
+        return _score_chunk(delivery_ids, queued, papers, encode, embed_stale)
 
 
 def _score_chunk(
-    delivery_ids: Sequence[int], queued: Any, papers: EditionPapers, encode: ReasonsEncoder
+    delivery_ids: Sequence[int],
+    queued: Any,
+    papers: EditionPapers,
+    encode: ReasonsEncoder,
+    embed_stale: bool,
 ) -> ScoredChunk:
-    chunk = ScoredChunk()
+    chunk = ScoredChunk(asked=len(delivery_ids))
     by_subscriber = dict(
         queued.filter(id__in_ints=ints(delivery_ids)).order_by().values_list("subscriber_id", "id")
     )
     if not by_subscriber:
         return chunk
-    chunk.deliveries = list(by_subscriber.values())
     loaded = load_readers(
         list(by_subscriber),
         scorer_for=papers.scorer,
         papers=papers.feedback_papers,
         exclude=papers.sent_before(),
+        embed_stale=embed_stale,
     )
+    chunk.deliveries = [by_subscriber[one.subscriber_id] for one in loaded]
+    if len(loaded) < len(by_subscriber):
+        scored = {one.subscriber_id for one in loaded}
+        chunk.deferred = [d for s, d in by_subscriber.items() if s not in scored]
     by_frequency: dict[str, list[LoadedReader]] = defaultdict(list)
     for one in loaded:
         by_frequency[one.frequency].append(one)
@@ -158,18 +182,13 @@ def _score_chunk(
 _FORKED: tuple[Any, EditionPapers, ReasonsEncoder] | None = None
 
 
-def _forked_process_start() -> None:
-    # The parent's embedding model (an onnxruntime session and its thread pool) does not
-    # survive a fork intact; a reader whose vectors are stale (edited since the last run)
-    # is embedded here with a model of this process's own, loaded if one is needed.
-    release_model()
-
-
 def _score_forked(delivery_ids: Sequence[int]) -> ScoredChunk:
     assert _FORKED is not None, "only called in processes forked by ChunkScorer"
     queued, papers, encode = _FORKED
     try:
-        return score_chunk(delivery_ids, queued, papers, encode)
+        # No embedding here: the parent's model (an onnxruntime session and its threads)
+        # does not survive a fork; readers edited since the last run are deferred.
+        return score_chunk(delivery_ids, queued, papers, encode, embed_stale=False)
     finally:
         # A pool's process ends without running exit handlers; leave no connection open.
         connections.close_all()
@@ -217,12 +236,18 @@ class ChunkScorer:
         workers = min(self.processes, len(chunks))
         context = multiprocessing.get_context("fork")
         try:
-            with ProcessPoolExecutor(
-                workers, mp_context=context, initializer=_forked_process_start
-            ) as pool:
-                yield from pool.map(_score_forked, chunks)
+            deferred: list[int] = []
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                for scored in pool.map(_score_forked, chunks):
+                    deferred.extend(scored.deferred)
+                    yield scored
         finally:
             _FORKED = None
+        # Readers whose vectors were stale: embedded and scored here, where the model is.
+        size = max(len(chunk) for chunk in chunks)
+        for start in range(0, len(deferred), size):
+            again = deferred[start : start + size]
+            yield score_chunk(again, self.queued, self.papers, self.encode)
 
 
 class _ItemInsert:

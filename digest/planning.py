@@ -150,12 +150,11 @@ def edition_match(
             for reason, n in written.skipped.items():
                 summary.skipped[reason] += n
 
-    chunks = list(_chunks(pending, MATCH_CHUNK))
     done = 0
     try:
-        for chunk, scored in zip(chunks, scorer.scored(chunks), strict=True):
+        for scored in scorer.scored(list(_chunks(pending, MATCH_CHUNK))):
             count(writer.write(scored))
-            done += len(chunk)
+            done += scored.settled
             if on_progress:
                 on_progress(done, len(pending))
     finally:

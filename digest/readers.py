@@ -166,12 +166,15 @@ def load_readers(
     scorer_for: Callable[[str], EditionScorer],
     papers: FeedbackPapers,
     exclude: dict[int, set[int]],
+    embed_stale: bool = True,
 ) -> list[LoadedReader]:
     """Readers of stored subscribers, reading as little as matching needs (see above).
 
     `scorer_for(frequency)` is the scorer a subscriber of that frequency is matched by: a
     phrase it already knows needs no vector. Subscribers whose stored vectors are stale
-    (they edited their topics and nobody embedded them since) are embedded and saved here.
+    (they edited their topics and nobody embedded them since) are embedded and saved here,
+    or, with `embed_stale=False`, left out (a forked process must not embed: the caller
+    matches them where it can).
     """
     rows = (
         Subscriber.objects.filter(id__in_ints=ints(subscriber_ids))
@@ -200,7 +203,10 @@ def load_readers(
         stored[subscriber_id] = _Stored(
             frequency, interests, parsed, sentence, words, limit, vector
         )
-    if stale:
+    if stale and not embed_stale:
+        for subscriber_id in stale:
+            del stored[subscriber_id]
+    elif stale:
         remade = list(Subscriber.objects.filter(id__in_ints=ints(stale)))
         subscribers_embed(remade)
         for subscriber in remade:

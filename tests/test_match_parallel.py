@@ -13,6 +13,7 @@ import pytest
 
 import digest.planning
 from digest.edition_papers import EditionPapers
+from digest.embedding import text_key
 from digest.match_chunks import (
     SKIP_NOTHING_MATCHED,
     ReasonsEncoder,
@@ -22,6 +23,7 @@ from digest.match_chunks import (
 )
 from digest.models import Delivery, DeliveryPaper, Paper
 from digest.planning import edition_match, edition_plan, subscriber_preview
+from digest.vectors import subscriber_texts, subscribers_embed
 from subscriptions.models import Subscriber
 from tests.conftest import EDITION_DATE
 
@@ -66,6 +68,12 @@ def test_forked_scorers_choose_what_each_reader_alone_would_get(
     settings.PAPERBOY_MATCH_PROCESSES = 2
     monkeypatch.setattr(digest.planning, "MATCH_CHUNK", 1)  # a chunk per reader
     assert scoring_processes() == 2  # no transaction open: forking is allowed
+    # Three readers' vectors are made; the fourth edits her topics after: forked scorers
+    # do not embed, so she is matched afterwards in this process.
+    subscribers_embed(readers)
+    dora = readers[2]
+    dora.interests = ["text-to-speech", "speech synthesis"]
+    dora.save(update_fields=["interests"])
 
     expected = {
         s.id: [item.paper.id for item in subscriber_preview(subscriber=s, date=EDITION_DATE)[0]]
@@ -75,6 +83,9 @@ def test_forked_scorers_choose_what_each_reader_alone_would_get(
     summary = edition_match(edition=edition)
 
     assert chosen() == {k: v for k, v in expected.items() if v}
+    dora.refresh_from_db()
+    intent, phrases = subscriber_texts(dora)  # embedded by the matching's own process
+    assert dora.embedding_key == text_key(intent, *phrases)
     assert summary.matched == 3 and dict(summary.skipped) == {SKIP_NOTHING_MATCHED: 1}
     statuses = dict(Delivery.objects.values_list("subscriber__email", "status"))
     assert statuses["erin@example.org"] == Delivery.Status.SKIPPED
