@@ -31,7 +31,7 @@ from .vectors import stored_intent_terms, subscribers_embed
 
 class FirstRow(Func):
     """The first stored vector of a blob of vectors (SUBSTR works on blobs in SQLite and
-    on bytea in PostgreSQL), so a query reads 1.5 KB of a row, not all of it."""
+    on bytea in PostgreSQL): a paper's whole-text vector, 1.5 KB of its ~15 KB."""
 
     function = "SUBSTR"
     output_field = BinaryField()
