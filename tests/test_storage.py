@@ -1,0 +1,65 @@
+"""Storage details matching relies on: the vectors' layout migration, and `__in_ints`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from digest.embedding import DIMENSIONS, from_bytes, to_bytes
+from digest.lookups import ints
+from subscriptions.models import Subscriber
+
+BEFORE = [("subscriptions", "0004_subscriber_embedding"), ("digest", "0004_paper_embedding")]
+AFTER = [("subscriptions", "0005_intent_apart"), ("digest", "0005_covered_indexes")]
+
+
+def rows(n: int, seed: int) -> np.ndarray[Any, Any]:
+    return np.random.default_rng(seed).random((n, DIMENSIONS), dtype=np.float32)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_vectors_stored_before_are_split_into_the_sentence_s_and_the_phrases() -> None:
+    executor = MigrationExecutor(connection)
+    executor.migrate(BEFORE)
+    old = executor.loader.project_state(BEFORE).apps.get_model("subscriptions", "Subscriber")
+    with_sentence, without = rows(3, 1), rows(2, 2)
+    old.objects.create(
+        email="a@example.org",
+        interests=["diffusion", "video"],
+        intent="Diffusion models for video.",
+        embedding=to_bytes(with_sentence),  # the sentence's row led the phrases' rows
+        embedding_key="k1",
+    )
+    old.objects.create(
+        email="b@example.org", interests=["speech", "tts"], embedding=to_bytes(without)
+    )
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(AFTER)
+
+    a = Subscriber.objects.get(email="a@example.org")
+    assert np.array_equal(from_bytes(a.intent_vector), with_sentence[:1])
+    assert np.array_equal(from_bytes(a.embedding), with_sentence[1:])
+    assert a.intent_words == "diffus model for video"
+    assert a.embedding_key == "k1"  # still the same texts: nothing to embed again
+    b = Subscriber.objects.get(email="b@example.org")
+    assert np.array_equal(from_bytes(b.embedding), without)  # no sentence: untouched
+    assert not b.intent_vector and b.intent_words == ""
+
+
+@pytest.mark.django_db
+def test_in_ints_filters_by_an_array_of_ids(make_subscriber: Callable[..., Subscriber]) -> None:
+    a = make_subscriber("a@example.org", ["diffusion"])
+    b = make_subscriber("b@example.org", ["speech"])
+    make_subscriber("c@example.org", ["video"])
+    found = Subscriber.objects.filter(id__in_ints=ints([a.id, b.id]))
+    assert sorted(found.values_list("email", flat=True)) == ["a@example.org", "b@example.org"]
+    assert not Subscriber.objects.filter(id__in_ints=ints([])).exists()
+    with pytest.raises(TypeError, match="ints"):
+        list(Subscriber.objects.filter(id__in_ints=[a.id]))
