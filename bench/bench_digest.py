@@ -21,12 +21,14 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from bench.synthetic import SyntheticPaper, SyntheticSubscriber
@@ -278,19 +280,25 @@ def _shown(url: str) -> str:
     return url
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_on_database(database_url: str, run: Callable[[], T]) -> T:
+    """Set Django up on `database_url`, or on a fresh temporary SQLite file when it is
+    empty, call `run`, and leave nothing behind (the temporary folder is removed)."""
     var_dir = Path(tempfile.mkdtemp(prefix="paperboy-bench-"))
-    database_url = args.database_url or f"sqlite:///{var_dir / 'bench.sqlite3'}"
-    log(f"database: {_shown(args.database_url) or 'temporary SQLite in ' + str(var_dir)}")
+    url = database_url or f"sqlite:///{var_dir / 'bench.sqlite3'}"
+    log(f"database: {_shown(database_url) or 'temporary SQLite in ' + str(var_dir)}")
     try:
-        setup_django(database_url, var_dir)
-        figures = run(args)
+        setup_django(url, var_dir)
+        return run()
     finally:
         from django.db import connections
 
         connections.close_all()
         shutil.rmtree(var_dir, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    figures = run_on_database(args.database_url, lambda: run(args))
     report(figures)
     return 0 if figures.not_sent == 0 else 1
 

@@ -22,9 +22,7 @@ import os
 import pstats
 import random
 import resource
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,11 +36,10 @@ if str(ROOT) not in sys.path:  # run as a script, bench/ is on the path but not 
 
 from bench.bench_digest import (  # noqa: E402
     RESERVED_DATABASES,
-    _shown,
     check_empty,
     log,
     phase,
-    setup_django,
+    run_on_database,
 )
 
 if TYPE_CHECKING:
@@ -626,17 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ[name] = str(args.blas_threads)
     threads = {n: os.environ[n] for n in BLAS_THREAD_VARIABLES if n in os.environ}
     log(f"BLAS threads: {threads or 'as installed'}")
-    var_dir = Path(tempfile.mkdtemp(prefix="paperboy-bench-"))
-    database_url = args.database_url or f"sqlite:///{var_dir / 'bench.sqlite3'}"
-    log(f"database: {_shown(args.database_url) or 'temporary SQLite in ' + str(var_dir)}")
-    try:
-        setup_django(database_url, var_dir)
-        figures = run(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        shutil.rmtree(var_dir, ignore_errors=True)
+    figures = run_on_database(args.database_url, lambda: run(args))
     return 0 if report(figures) else 1
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple, Protocol
@@ -110,6 +110,12 @@ class _IndexedPaper:
     # Stems of HF's one-sentence ai_summary: words the paper is about, counted by the
     # sentence's words (BM25) but not searched for phrases, nor in `postings`.
     summary_stems: tuple[str, ...] = ()
+
+    def words(self) -> Iterator[str]:
+        """All the paper's stemmed words: its fields' and its summary's."""
+        for f in self.fields.values():
+            yield from f.stems
+        yield from self.summary_stems
 
 
 def _index_field(text: str) -> _Field:

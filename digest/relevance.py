@@ -30,6 +30,7 @@ general, tuned on a judged development set (see the README), not on any topic's 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import chain, compress
@@ -162,7 +163,7 @@ class _WordTable:
         # Lengths are measured against the recent papers' average, the edition's too: a
         # day's papers often lack HF's summary and keywords when they are matched, so the
         # edition is shorter than usual, not its papers shorter than each other.
-        average = _Bags.of(background, everyone).average if everyone else 0.0
+        average = _average_length(background)
         self.edition = _Bags.of(index, paper_ids, average=average)
         self.background = _Bags.of(background, sample, average=average)
         # Per word: its weight in each edition paper, then in each reference paper, in one
@@ -195,31 +196,26 @@ class _Bags:
     """Papers as bags of stemmed words: title, HF keywords, abstract and HF's one-sentence
     summary together (the summary names what a paper is about in few, plain words)."""
 
-    counts: list[dict[str, int]]
-    average: float  # the average length the lengths are normalised by
+    counts: list[Counter[str]]
     length_norm: np.ndarray[Any, Any]  # per paper: k1 * (1 - b + b * length / average)
 
     @classmethod
-    def of(cls, index: PaperIndex, order: Sequence[int], *, average: float = 0.0) -> _Bags:
-        """The papers `order` of `index`; lengths normalised by their own average unless
-        `average` is given."""
-        counts: list[dict[str, int]] = []
-        for paper_id in order:
-            bag: dict[str, int] = {}
-            paper = index.papers[paper_id]
-            for stems in (*(f.stems for f in paper.fields.values()), paper.summary_stems):
-                for word in stems:
-                    bag[word] = bag.get(word, 0) + 1
-            counts.append(bag)
-        lengths = np.array([sum(c.values()) for c in counts], dtype=np.float32)
-        if not average:
-            average = max(float(lengths.mean()), 1.0) if len(lengths) else 1.0
-        return cls(counts, average, BM25_K1 * (1 - BM25_B + BM25_B * lengths / average))
+    def of(cls, index: PaperIndex, order: Sequence[int], *, average: float) -> _Bags:
+        """The papers `order` of `index`, lengths measured against `average`."""
+        counts = [Counter(index.papers[paper_id].words()) for paper_id in order]
+        lengths = np.array([c.total() for c in counts], dtype=np.float32)
+        return cls(counts, BM25_K1 * (1 - BM25_B + BM25_B * lengths / average))
 
     def weights(self, term: str, idf: float) -> np.ndarray[Any, Any]:
         """Per paper, the term's BM25 weight: idf x saturated term frequency."""
         tf = np.array([c.get(term, 0) for c in self.counts], dtype=np.float32)
         return idf * tf * (BM25_K1 + 1) / (tf + self.length_norm)
+
+
+def _average_length(index: PaperIndex) -> float:
+    """The papers' average number of words (BM25's yardstick of a long paper)."""
+    lengths = [sum(1 for _ in p.words()) for p in index.papers.values()]
+    return max(sum(lengths) / len(lengths), 1.0) if lengths else 1.0
 
 
 @dataclass(frozen=True)
@@ -305,11 +301,6 @@ class EditionScorer:
             rows @ self.background_units.T, self.background_unit_starts, axis=1
         )
         return whole, _zscores(best_unit, reference)
-
-    def closeness(self, row: Matrix) -> Scores:
-        """How unusually close each paper is to a text: whole paper plus best sentence."""
-        whole, best_unit = self._closeness_parts(row)
-        return whole[0] + best_unit[0]
 
     def specificity(self, stems: tuple[str, ...]) -> float:
         """1 for a phrase in one or two recent papers, falling towards 0 as it gets common."""
@@ -535,14 +526,10 @@ class EditionScorer:
         key = (-1, kind, interest)
         reasons = self._reasons.get(key)
         if reasons is None:
-            reasons = self._reasons[key] = (_plain_reason(interest, kind),)
+            plain = Reason(interest=interest, field=kind, before="", match="", after="")
+            reasons = self._reasons[key] = (plain,)
         return reasons
 
 
 def _has_rows(rows: Matrix | None) -> bool:
     return rows is not None and len(rows) > 0
-
-
-def _plain_reason(interest: str, kind: str) -> Reason:
-    """A reason with nothing to highlight: "described", "liked" or "related"."""
-    return Reason(interest=interest, field=kind, before="", match="", after="")

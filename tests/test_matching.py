@@ -2,20 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from digest.matching import Interests, PaperIndex, match_papers, phrase_stems
-
-
-@dataclass
-class P:
-    id: int
-    title: str
-    abstract: str = ""
-    ai_keywords: list[str] = field(default_factory=list)
-    upvotes: int = 0
-    ai_summary: str = ""
-
+from tests.fake_papers import FakePaper as P
 
 DIFFUSION_TITLE = P(
     1,

@@ -6,7 +6,6 @@ Vectors here are made by hand (no model), so each test controls what is "close".
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,7 @@ import pytest
 from digest.embedding import DIMENSIONS, normalise
 from digest.matching import PaperIndex
 from digest.relevance import MIN_BACKGROUND, EditionScorer, Reader, sentence_terms
+from tests.fake_papers import FakePaper as P
 
 RNG = np.random.default_rng(7)
 
@@ -31,16 +31,6 @@ SPEECH = direction(2)
 def near(topic: np.ndarray[Any, Any], closeness: float, seed: int) -> np.ndarray[Any, Any]:
     noise = direction(1000 + seed)
     return normalise(closeness * topic + (1 - closeness) * noise)
-
-
-@dataclass
-class P:
-    id: int
-    title: str
-    abstract: str = ""
-    ai_keywords: list[str] = field(default_factory=list)
-    upvotes: int = 0
-    ai_summary: str = ""
 
 
 BACKGROUND = [
