@@ -19,6 +19,9 @@ class Paper(models.Model):
     authors = models.JSONField(default=list, blank=True)
     published_at = models.DateTimeField(null=True, blank=True, help_text="arXiv v1 time.")
     batch_date = models.DateField(db_index=True, help_text="The day it appeared in a listing.")
+    listed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When Hugging Face listed it (submittedOnDailyAt)."
+    )
     upvotes = models.PositiveIntegerField(default=0)
     num_comments = models.PositiveIntegerField(default=0)
     ai_keywords = models.JSONField(default=list, blank=True)
@@ -31,7 +34,9 @@ class Paper(models.Model):
     embedding = models.BinaryField(
         null=True, editable=False, help_text="Title and abstract as a sentence vector."
     )
-    first_seen_at = models.DateTimeField(default=timezone.now)
+    # Digests cover papers by when Paperboy first stored them: a paper listed late, or
+    # added to an earlier day, is seen at the next scrape and goes in the next digest.
+    first_seen_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -56,17 +61,39 @@ class Paper(models.Model):
 
 
 class Edition(models.Model):
-    """The digest run of one day. Unique per date, so the daily run happens once."""
+    """One run's digests: the deliveries planned by the run of one hour (`slot`), or the
+    replay of one listing day (`date`, no slot: `run_daily --date`).
 
-    date = models.DateField(unique=True)
+    An hourly run covers papers first seen up to its `cutoff`; each of its deliveries
+    covers that reader's own window, from their previous digest's cutoff to this one.
+    """
+
+    date = models.DateField(help_text="The listing day replayed, or the slot's UTC date.")
+    slot = models.DateTimeField(
+        null=True, blank=True, unique=True, help_text="The UTC hour of an hourly run."
+    )
+    cutoff = models.DateTimeField(
+        null=True, blank=True, help_text="Papers first seen up to this time are covered."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     planned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-date"]
+        ordering = ["-date", "-slot"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["date"], condition=models.Q(slot__isnull=True), name="one_replay_per_day"
+            )
+        ]
 
     def __str__(self) -> str:
+        if self.slot is not None:
+            return f"Run of {self.slot:%Y-%m-%d %H:%M} UTC"
         return f"Edition {self.date.isoformat()}"
+
+    @property
+    def is_replay(self) -> bool:
+        return self.slot is None
 
 
 class Delivery(models.Model):
@@ -78,12 +105,16 @@ class Delivery(models.Model):
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Skipped"
+        FEED = "feed", "In the feed only"
 
     # No index of its own: the (edition, subscriber) constraint's index leads with it.
     edition = models.ForeignKey(
         Edition, on_delete=models.CASCADE, related_name="deliveries", db_index=False
     )
-    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="deliveries")
+    # No index of its own: the (subscriber, due_at) constraint's index leads with it.
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
     status = models.CharField(
         max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True
     )
@@ -95,6 +126,17 @@ class Delivery(models.Model):
     )
     matched_at = models.DateTimeField(
         null=True, blank=True, help_text="When its papers were chosen; only matched rows send."
+    )
+    due_at = models.DateTimeField(
+        null=True, blank=True, help_text="The reader's hour this digest is for (UTC)."
+    )
+    covers_from = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Papers first seen after this; empty: the reader's first digest.",
+    )
+    covers_until = models.DateTimeField(
+        null=True, blank=True, help_text="… and up to this (the run's cutoff)."
     )
     skip_reason = models.CharField(max_length=200, blank=True)
     message_id = models.CharField(max_length=255, blank=True, help_text="Message-ID or ESP id.")
@@ -109,11 +151,13 @@ class Delivery(models.Model):
         verbose_name_plural = "deliveries"
         ordering = ["-edition__date", "subscriber__email"]
         constraints = [
-            models.UniqueConstraint(fields=["edition", "subscriber"], name="one_delivery_per_day")
+            models.UniqueConstraint(fields=["edition", "subscriber"], name="one_delivery_per_day"),
+            # A reader's hour comes once: two runs (or two schedulers) plan it once.
+            models.UniqueConstraint(fields=["subscriber", "due_at"], name="one_delivery_per_due"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.edition.date} → {self.subscriber.email} ({self.status})"
+        return f"{self.edition} → {self.subscriber.email} ({self.status})"
 
 
 class DeliveryPaper(models.Model):

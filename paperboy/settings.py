@@ -182,13 +182,39 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TIMEZONE = "UTC"
 
-# --- The daily run ----------------------------------------------------------------------
-PAPERBOY_SEND_HOUR_UTC = env_int("PAPERBOY_SEND_HOUR_UTC", 7, low=0, high=23)
-PAPERBOY_SEND_MINUTE_UTC = env_int("PAPERBOY_SEND_MINUTE_UTC", 0, low=0, high=59)
-# Weekly subscribers get their digest on this ISO weekday (1 = Monday).
+# --- The runs ---------------------------------------------------------------------------
+# Beat runs the cycle every hour at this minute past.
+PAPERBOY_RUN_MINUTE = env_int("PAPERBOY_RUN_MINUTE", 0, low=0, high=59)
+
+
+def env_timezone(name: str, default: str) -> str:
+    import zoneinfo
+
+    value = env_str(name, default).strip() or default
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ImproperlyConfigured(f"{name}={value!r} is not an IANA time zone.") from None
+    return value
+
+
+# A reader who chose nothing gets the digest at this hour in this time zone; each reader
+# may pick their own on the signup form or the manage page.
+PAPERBOY_SEND_HOUR = env_int("PAPERBOY_SEND_HOUR", 7, low=0, high=23)
+PAPERBOY_DEFAULT_TIMEZONE = env_timezone("PAPERBOY_DEFAULT_TIMEZONE", "UTC")
+# Weekly readers who chose no weekday get their digest on this ISO weekday (1 = Monday).
 PAPERBOY_WEEKLY_WEEKDAY = env_int("PAPERBOY_WEEKLY_WEEKDAY", 1, low=1, high=7)
-# Papers of the last N days get their upvotes refreshed on each scrape.
+# Each run scrapes this many listing days back (today included): Hugging Face keeps
+# adding papers to a day for hours, and upvotes grow for days.
+PAPERBOY_SCRAPE_DAYS = env_int("PAPERBOY_SCRAPE_DAYS", 3, low=1, high=30)
+# A replay of one day (`run_daily --date`) also refreshes the upvotes of this many days
+# before it.
 PAPERBOY_REFRESH_DAYS = env_int("PAPERBOY_REFRESH_DAYS", 3, low=0, high=30)
+# The oldest paper a digest may carry, however long the reader was away (paused, a long
+# outage): a returning reader gets the best of the last fortnight, not of a year.
+PAPERBOY_MAX_WINDOW_DAYS = env_int("PAPERBOY_MAX_WINDOW_DAYS", 14, low=1, high=90)
+# "My topics plus the top few trending": how many trending papers join the topics' ones.
+PAPERBOY_TRENDING_EXTRA = env_int("PAPERBOY_TRENDING_EXTRA", 3, low=1, high=10)
 PAPERBOY_SEND_CHUNK = env_int("PAPERBOY_SEND_CHUNK", 100, low=1, high=10_000)
 # Processes that score readers in parallel while matching (forked from the run; 1 = in
 # the run's own process). Matching is CPU-bound: up to one per core.
@@ -200,9 +226,11 @@ PAPERBOY_MAX_SEND_ATTEMPTS = env_int("PAPERBOY_MAX_SEND_ATTEMPTS", 5, low=1, hig
 PAPERBOY_STALE_SENDING_MINUTES = env_int("PAPERBOY_STALE_SENDING_MINUTES", 30, low=1, high=1440)
 
 CELERY_BEAT_SCHEDULE = {
-    "daily-run": {
-        "task": "digest.tasks.run_daily_task",
-        "schedule": crontab(hour=PAPERBOY_SEND_HOUR_UTC, minute=PAPERBOY_SEND_MINUTE_UTC),
+    # Every hour: scrape the last listing days, then plan, match and send every digest
+    # owed by now (each reader has their own hour; a run missed catches up at the next).
+    "hourly-run": {
+        "task": "digest.tasks.run_due_task",
+        "schedule": crontab(minute=PAPERBOY_RUN_MINUTE),
     },
     "recover-stale-sends": {
         "task": "digest.tasks.recover_stale_sends_task",

@@ -89,9 +89,11 @@ def subscriber_resume(*, subscriber: Subscriber) -> bool:
             Q(status=Subscriber.Status.PAUSED)
             | Q(status=Subscriber.Status.UNSUBSCRIBED, confirmed_at__isnull=False)
         )
-        .update(status=Subscriber.Status.ACTIVE, unsubscribed_at=None)
+        # The next digest is worked out again at the next run, from now: a reader back
+        # from a pause gets it at their hour, not at once.
+        .update(status=Subscriber.Status.ACTIVE, unsubscribed_at=None, next_due_at=None)
     )
-    subscriber.refresh_from_db(fields=["status", "unsubscribed_at"])
+    subscriber.refresh_from_db(fields=["status", "unsubscribed_at", "next_due_at"])
     return changed == 1
 
 

@@ -8,6 +8,8 @@ import secrets
 from django.db import models
 from django.utils import timezone
 
+from .schedule import Schedule, default_hour, default_timezone, default_weekday
+
 
 def new_subscriber_key() -> str:
     """A random, unguessable key that tokens sign instead of the database id."""
@@ -26,6 +28,18 @@ class Subscriber(models.Model):
         DAILY = "daily", "Daily"
         WEEKLY = "weekly", "Weekly"
 
+    class Trending(models.TextChoices):
+        """How much of the day's trending list a reader with topics mixes in. A reader
+        without topics always gets the trending list."""
+
+        NONE = "none", "Only my topics"
+        FEW = "few", "My topics plus the top few trending"
+        ONLY = "only", "Trending only"
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email (and the private feed)"
+        FEED = "feed", "Feed only, no email"
+
     email = models.EmailField(unique=True, help_text="Stored normalised (lower case).")
     key = models.CharField(max_length=32, unique=True, default=new_subscriber_key, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
@@ -38,6 +52,35 @@ class Subscriber(models.Model):
         blank=True,
         help_text='Keyword phrases, e.g. ["diffusion", "speech recognition", "-survey"]. '
         "A phrase starting with '-' excludes papers that contain it.",
+    )
+    trending = models.CharField(
+        max_length=8,
+        choices=Trending.choices,
+        default=Trending.NONE,
+        help_text="How much trending to mix in; readers without topics get trending only.",
+    )
+    channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.EMAIL)
+    time_zone = models.CharField(
+        max_length=64, default=default_timezone, help_text="IANA name, e.g. Europe/Berlin."
+    )
+    send_hour = models.PositiveSmallIntegerField(
+        default=default_hour, help_text="Local hour (0–23) the digest arrives."
+    )
+    send_weekday = models.PositiveSmallIntegerField(
+        default=default_weekday, help_text="Weekly readers: ISO weekday (1 = Monday)."
+    )
+    next_due_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="When the next digest is owed (UTC). Empty: worked out at the next run.",
+    )
+    feed_key = models.CharField(
+        max_length=32,
+        unique=True,
+        default=new_subscriber_key,
+        editable=False,
+        help_text="The secret in the private feed's URL; a new one kills the old URL.",
     )
     intent = models.CharField(
         max_length=300,
@@ -74,12 +117,35 @@ class Subscriber(models.Model):
         ordering = ["email"]
         indexes = [models.Index(fields=["status", "frequency"])]
 
+    # Changing any of these makes the next digest's time be worked out again (set
+    # next_due_at to None; the next run fills it in).
+    SCHEDULE_FIELDS = ("time_zone", "send_hour", "send_weekday", "frequency")
+
     def __str__(self) -> str:
         return self.email
 
     def save(self, *args: object, **kwargs: object) -> None:
         self.email = normalise_email(self.email)
         super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule(
+            timezone=self.time_zone,
+            hour=self.send_hour,
+            frequency=self.frequency,
+            weekday=self.send_weekday,
+        )
+
+    @property
+    def has_topics(self) -> bool:
+        """At least one wanted phrase (an excluding "-phrase" alone picks nothing)."""
+        return any(p.strip() and not p.strip().startswith("-") for p in self.interests)
+
+    @property
+    def effective_trending(self) -> str:
+        """What the reader gets: without topics, the trending list whatever they chose."""
+        return self.trending if self.has_topics else self.Trending.ONLY
 
     @property
     def masked_email(self) -> str:

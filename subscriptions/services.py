@@ -48,6 +48,7 @@ def subscriber_add(
     ):
         subscriber.status = Subscriber.Status.ACTIVE
         subscriber.confirmed_at = subscriber.confirmed_at or timezone.now()
+        subscriber.next_due_at = None  # worked out at the next run
     subscriber.save()
     return subscriber, created
 
@@ -90,5 +91,14 @@ def subscriber_unsuppress(*, subscriber: Subscriber) -> None:
     locked.suppressed_at = None
     locked.suppressed_reason = ""
     locked.soft_bounces = 0
-    locked.save(update_fields=["status", "suppressed_at", "suppressed_reason", "soft_bounces"])
+    locked.next_due_at = None  # worked out at the next run, from now
+    locked.save(
+        update_fields=[
+            "status",
+            "suppressed_at",
+            "suppressed_reason",
+            "soft_bounces",
+            "next_due_at",
+        ]
+    )
     subscriber.refresh_from_db()

@@ -291,7 +291,7 @@ def subscriber_confirm(*, subscriber: Subscriber) -> LinkState:
     was sent stays so: the link is older than that decision.
     """
     Subscriber.objects.filter(pk=subscriber.pk, status=Subscriber.Status.PENDING).update(
-        status=Subscriber.Status.ACTIVE, confirmed_at=timezone.now()
+        status=Subscriber.Status.ACTIVE, confirmed_at=timezone.now(), next_due_at=None
     )
     subscriber.refresh_from_db()
     return _link_state(subscriber, expired=False)
