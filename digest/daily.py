@@ -1,5 +1,8 @@
-"""The daily cycle as plain functions: scrape → plan → match → send.
+"""The cycle as plain functions: scrape → plan → match → send.
 
+`run_prepare` is the hourly run: it scrapes the last listing days and plans every digest
+owed by now, each reader's covering the papers first seen since their previous one.
+`edition_prepare` replays one listing day for everyone (the demo, `run_daily --date`).
 The management commands and the Celery tasks both call these; neither holds logic of
 its own.
 """
@@ -11,13 +14,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db.models import Min
 from django.utils import timezone
 
+from subscriptions.models import Subscriber
+
 from .models import Delivery, Edition
-from .planning import MatchSummary, edition_match, edition_plan, ready_to_send
-from .scraping import ScrapeResult, scrape_papers
+from .planning import MatchSummary, edition_match, edition_plan, ready_to_send, run_plan
+from .scraping import ScrapeResult, scrape_papers, scrape_recent
 from .sending import BatchResult, SendResult, deliveries_send
 from .sources import huggingface
+from .sources.base import SourceError
 from .vectors import background_papers
 
 LOOKBACK_DAYS = 7
@@ -43,9 +50,10 @@ def default_sources() -> tuple[str, ...]:
 
 @dataclass
 class Prepared:
-    edition: Edition
+    edition: Edition | None  # None: an hourly run at which no digest was owed
     scrape: ScrapeResult | None
     matching: MatchSummary
+    scrape_error: str = ""  # why the sources could not be read, if they could not
 
 
 def edition_prepare(
@@ -71,6 +79,41 @@ def edition_prepare(
     return Prepared(edition=edition, scrape=scraped, matching=matching)
 
 
+def run_prepare(
+    *,
+    now: dt.datetime | None = None,
+    sources: Sequence[str] | None = None,
+    scrape: bool = True,
+    on_scraped: Callable[[ScrapeResult], None] | None = None,
+    on_embed_progress: Callable[[int, int], None] | None = None,
+    on_match_progress: Callable[[int, int], None] | None = None,
+) -> Prepared:
+    """The run of this hour: scrape the last listing days, plan every digest owed by now
+    and choose each one's papers (see `edition_prepare` for the callbacks).
+
+    If the sources cannot be read, the digests owed are still planned and matched from
+    the papers already stored (`scrape_error` says why): the papers the sources could not
+    give are first seen by a later run, so they go in the next digests, not nowhere.
+    """
+    scraped, error = None, ""
+    if scrape:
+        today = (now or timezone.now()).date()
+        try:
+            scraped = scrape_recent(today=today, sources=sources or default_sources())
+        except SourceError as exc:
+            error = str(exc)
+        if scraped is not None and on_scraped:
+            on_scraped(scraped)
+    # The cutoff is taken after the scrape, so what it stored is inside this run's windows.
+    cutoff = now or timezone.now()
+    background_papers(cutoff.date(), on_progress=on_embed_progress)
+    edition = run_plan(now=cutoff)
+    matching = MatchSummary()
+    if edition is not None:
+        matching = edition_match(edition=edition, on_progress=on_match_progress)
+    return Prepared(edition=edition, scrape=scraped, matching=matching, scrape_error=error)
+
+
 def edition_send(
     *,
     edition: Edition,
@@ -82,6 +125,14 @@ def edition_send(
     if on_start:
         on_start(len(ids))
     return deliveries_send(delivery_ids=ids, on_progress=on_progress)
+
+
+def next_due_time() -> dt.datetime | None:
+    """When the next digest falls due (an active reader's next time), if any is known."""
+    upcoming: dt.datetime | None = Subscriber.objects.filter(
+        status=Subscriber.Status.ACTIVE, next_due_at__isnull=False
+    ).aggregate(first=Min("next_due_at"))["first"]
+    return upcoming
 
 
 def edition_counts(edition: Edition) -> dict[str, int]:

@@ -6,21 +6,63 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 
-from django.db.models import QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 
 from subscriptions.models import Subscriber
 
 from .models import Delivery, DeliveryPaper, Edition, Paper
 from .readers import FeedbackPapers
 from .relevance import EditionScorer
+from .trending import TrendingList
 from .vectors import background_papers, edition_scorer
+from .windows import first_digest_from, oldest_covered
 
 
-def candidate_papers(date: dt.date, frequency: str) -> QuerySet[Paper]:
-    """A daily digest draws on the day's papers; a weekly one on the last seven days'."""
-    if frequency == Subscriber.Frequency.WEEKLY:
-        return Paper.objects.filter(batch_date__range=(date - dt.timedelta(days=6), date))
-    return Paper.objects.filter(batch_date=date)
+def candidate_papers(edition: Edition, frequency: str) -> QuerySet[Paper]:
+    """The papers an edition's readers of one frequency may get.
+
+    A replay of a listing day draws on that day's papers (a weekly reader on the last
+    seven days'). An hourly run draws on every paper inside any of its deliveries'
+    windows (see digest.windows): each reader is then held to their own window.
+    """
+    if edition.is_replay:
+        date = edition.date
+        if frequency == Subscriber.Frequency.WEEKLY:
+            return Paper.objects.filter(batch_date__range=(date - dt.timedelta(days=6), date))
+        return Paper.objects.filter(batch_date=date)
+    bounds = (
+        edition.deliveries.filter(subscriber__frequency=frequency)
+        .filter(status=Delivery.Status.QUEUED, matched_at__isnull=True)
+        .aggregate(
+            since=Min("covers_from"),
+            until=Max("covers_until"),
+            first=Count("id", filter=Q(covers_from__isnull=True)),
+        )
+    )
+    return window_papers(
+        since=bounds["since"],
+        until=bounds["until"],
+        has_first=bool(bounds["first"]),
+        frequency=frequency,
+    )
+
+
+def window_papers(
+    *, since: dt.datetime | None, until: dt.datetime | None, has_first: bool, frequency: str
+) -> QuerySet[Paper]:
+    """Papers first seen up to `until` and after `since` (no earlier than the longest
+    window allows), plus, if a reader's first digest is among them, those listed since
+    the day a first digest reaches back to."""
+    if until is None:
+        return Paper.objects.none()
+    inside = Q()
+    if since is not None:
+        inside |= Q(first_seen_at__gt=max(since, oldest_covered(until)))
+    if has_first:
+        inside |= Q(batch_date__gte=first_digest_from(until, frequency))
+    if not inside:
+        return Paper.objects.none()
+    return Paper.objects.filter(inside, first_seen_at__lte=until)
 
 
 def already_sent_papers(
@@ -58,13 +100,14 @@ class EditionPapers:
         self._built: dict[str, tuple[EditionScorer, list[int]]] = {}
         self._background: list[Paper] | None = None
         self._sent_before: dict[int, set[int]] | None = None
+        self._trending: dict[str, TrendingList] = {}
         self.feedback_papers = FeedbackPapers()
 
     def for_frequency(self, frequency: str) -> tuple[EditionScorer, list[int]]:
         if frequency not in self._built:
             if self._background is None:
                 self._background = background_papers(self.edition.date)
-            papers = list(candidate_papers(self.edition.date, frequency).order_by("id"))
+            papers = list(candidate_papers(self.edition, frequency).order_by("id"))
             scorer = edition_scorer(papers, self._background)
             self._built[frequency] = (scorer, [p.id for p in papers])
         return self._built[frequency]
@@ -73,16 +116,29 @@ class EditionPapers:
         """Build everything matching will ask for: each frequency's scorer (with its
         phrases' and words' tables empty) and the papers already sent."""
         for frequency in Subscriber.Frequency.values:
-            self.for_frequency(frequency)
+            self.trending(frequency)
         self.sent_before()
 
     def scorer(self, frequency: str) -> EditionScorer:
         return self.for_frequency(frequency)[0]
 
+    def trending(self, frequency: str) -> TrendingList:
+        """The frequency's papers by upvotes (made once, shared by every reader)."""
+        if frequency not in self._trending:
+            self._trending[frequency] = TrendingList(self.scorer(frequency))
+        return self._trending[frequency]
+
     def sent_before(self) -> dict[int, set[int]]:
         """Per subscriber, which of this edition's candidates another edition gave them."""
         if self._sent_before is None:
-            candidates = candidate_papers(self.edition.date, Subscriber.Frequency.WEEKLY)
-            ids = list(candidates.values_list("id", flat=True))
+            ids = sorted(
+                {
+                    paper_id
+                    for frequency in Subscriber.Frequency.values
+                    for paper_id in candidate_papers(self.edition, frequency).values_list(
+                        "id", flat=True
+                    )
+                }
+            )
             self._sent_before = already_sent_papers(None, ids, self.edition)
         return self._sent_before

@@ -16,6 +16,7 @@ runs on the caller's connection, in order.
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import multiprocessing
 from collections import defaultdict
@@ -34,10 +35,12 @@ from .lookups import ints
 from .matching import Match, Reason
 from .models import Delivery, DeliveryPaper
 from .readers import LoadedReader, load_readers
+from .relevance import Reader
+from .trending import NONE, ONLY, with_trending
+from .windows import delivery_window
 
-SKIP_NO_TOPICS = "no topics to match"
 SKIP_NOTHING_MATCHED = "nothing matched their topics"
-SKIP_NO_PAPERS = "no papers in this edition"
+SKIP_NO_PAPERS = "no new papers since their last digest"
 
 ItemRow = tuple[int, int, int, float, Any]  # delivery, paper, rank, score, encoded reasons
 
@@ -68,13 +71,11 @@ class WrittenChunk:
     skipped: dict[str, int] = field(default_factory=dict)
 
 
-def skip_reason(interests: Sequence[str], paper_ids: Sequence[int]) -> str:
-    """Why a subscriber gets no digest before anything is scored, or ""."""
-    if not any(not p.strip().startswith("-") for p in interests):
-        return SKIP_NO_TOPICS
-    if not paper_ids:
-        return SKIP_NO_PAPERS
-    return ""
+def skip_reason(matches: Sequence[Match], reader: Reader) -> str:
+    """Why a reader gets no digest, or "" if they get one."""
+    if matches:
+        return ""
+    return SKIP_NOTHING_MATCHED if reader.trending == NONE else SKIP_NO_PAPERS
 
 
 class ReasonsEncoder:
@@ -135,9 +136,17 @@ def _score_chunk(
     embed_stale: bool,
 ) -> ScoredChunk:
     chunk = ScoredChunk(asked=len(delivery_ids))
-    by_subscriber = dict(
-        queued.filter(id__in_ints=ints(delivery_ids)).order_by().values_list("subscriber_id", "id")
+    rows = (
+        queued.filter(id__in_ints=ints(delivery_ids))
+        .order_by()
+        .values_list("subscriber_id", "id", "covers_from", "covers_until")
     )
+    by_subscriber: dict[int, int] = {}
+    bounds: dict[int, tuple[dt.datetime | None, dt.datetime]] = {}
+    for subscriber_id, delivery_id, covers_from, covers_until in rows:
+        by_subscriber[subscriber_id] = delivery_id
+        if covers_until is not None:  # an hourly run's delivery: it covers a window
+            bounds[subscriber_id] = (covers_from, covers_until)
     if not by_subscriber:
         return chunk
     loaded = load_readers(
@@ -153,19 +162,22 @@ def _score_chunk(
         chunk.deferred = [d for s, d in by_subscriber.items() if s not in scored]
     by_frequency: dict[str, list[LoadedReader]] = defaultdict(list)
     for one in loaded:
+        if one.subscriber_id in bounds:
+            covers_from, covers_until = bounds[one.subscriber_id]
+            one.reader.window = delivery_window(
+                covers_from=covers_from, covers_until=covers_until, frequency=one.frequency
+            )
         by_frequency[one.frequency].append(one)
     for frequency, group in by_frequency.items():
-        scorer, paper_ids = papers.for_frequency(frequency)
-        reasons = {one.subscriber_id: skip_reason(one.reader.interests, paper_ids) for one in group}
-        to_rank = [one for one in group if not reasons[one.subscriber_id]]
-        ranked = scorer.rank_many([one.reader for one in to_rank])
-        found: dict[int, list[Match]] = {
-            one.subscriber_id: matches for one, matches in zip(to_rank, ranked, strict=True)
-        }
-        for one in group:
+        scorer = papers.scorer(frequency)
+        readers = [one.reader for one in group]
+        to_rank = [reader for reader in readers if reader.trending != ONLY]
+        ranked = iter(scorer.rank_many(to_rank))
+        topics = [[] if reader.trending == ONLY else next(ranked) for reader in readers]
+        digests = with_trending(papers.trending(frequency), readers, topics)
+        for one, matches in zip(group, digests, strict=True):
             delivery_id = by_subscriber[one.subscriber_id]
-            matches = found.get(one.subscriber_id, [])
-            reason = reasons[one.subscriber_id] or ("" if matches else SKIP_NOTHING_MATCHED)
+            reason = skip_reason(matches, one.reader)
             if reason:
                 chunk.skipped[reason].append(delivery_id)
                 continue

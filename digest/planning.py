@@ -12,18 +12,19 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import DateTimeField, F, Max, Q, QuerySet, Value
+from django.db import IntegrityError, connection, transaction
+from django.db.models import DateTimeField, F, Max, OuterRef, Q, QuerySet, Subquery, Value
 from django.utils import timezone
 
 from subscriptions.models import Subscriber
+from subscriptions.schedule import Schedule
 
 from .edition_papers import EditionPapers, already_sent_papers
 from .emails import DigestItem
 from .match_chunks import (
-    SKIP_NOTHING_MATCHED,
     ChunkScorer,
     ChunkWriter,
     ReasonsEncoder,
@@ -33,6 +34,7 @@ from .match_chunks import (
 )
 from .models import Delivery, Edition, Paper
 from .readers import readers_for
+from .trending import ONLY, with_trending
 
 logger = logging.getLogger(__name__)
 
@@ -54,12 +56,13 @@ def due_frequencies(date: dt.date) -> list[str]:
 
 
 def edition_plan(*, date: dt.date, subscriber_ids: Sequence[int] | None = None) -> Edition:
-    """Create the edition and a queued delivery for every active subscriber due today.
+    """The replay of listing day `date`: a queued delivery for every active subscriber
+    due on that day, whatever their hour (`run_daily --date`, the demo, evaluations).
 
     `subscriber_ids` narrows it to some subscribers (an evaluation runs its own readers
     through the same path without touching anyone else's digest).
     """
-    edition, _ = Edition.objects.get_or_create(date=date)
+    edition, _ = Edition.objects.get_or_create(date=date, slot=None)
     now = timezone.now()
     due = Subscriber.objects.filter(
         status=Subscriber.Status.ACTIVE, frequency__in=due_frequencies(date)
@@ -67,22 +70,94 @@ def edition_plan(*, date: dt.date, subscriber_ids: Sequence[int] | None = None) 
     if subscriber_ids is not None:
         due = due.filter(id__in=subscriber_ids)
     _insert_deliveries(edition, due, now)
-    if edition.planned_at is None:
-        Edition.objects.filter(pk=edition.pk, planned_at__isnull=True).update(planned_at=now)
-        edition.refresh_from_db()
+    _mark_planned(edition, now)
     return edition
 
 
-def _insert_deliveries(edition: Edition, due: QuerySet[Subscriber], now: dt.datetime) -> None:
+def _mark_planned(edition: Edition, now: dt.datetime) -> None:
+    if edition.planned_at is None:
+        Edition.objects.filter(pk=edition.pk, planned_at__isnull=True).update(planned_at=now)
+        edition.refresh_from_db()
+
+
+def run_plan(
+    *, now: dt.datetime, subscriber_ids: Sequence[int] | None = None
+) -> Edition | None:
+    """The run of `now`'s hour: a queued delivery for every active reader whose digest is
+    owed by now (their `next_due_at` has come), covering the papers first seen since their
+    previous digest's cutoff, up to `now`. Each planned reader's next time moves on.
+
+    A run missed (workers down) is caught up by the next: a reader's time stays owed until
+    a run plans it. Two runs at once plan a reader's time once (one delivery per reader and
+    due time, and the rows are written in one transaction). Returns the run's edition, or
+    None when no digest is owed (most hours: no edition is made for them).
+    """
+    readers = Subscriber.objects.filter(status=Subscriber.Status.ACTIVE)
+    if subscriber_ids is not None:
+        readers = readers.filter(id__in=subscriber_ids)
+    schedules_fill(readers.filter(next_due_at__isnull=True), now=now)
+    due = readers.filter(next_due_at__lte=now)
+    if not due.exists():
+        return None
+    edition = _run_edition(now.replace(minute=0, second=0, microsecond=0), now)
+    with transaction.atomic():
+        _insert_deliveries(edition, due, now, windowed=True)
+        schedules_advance(due, now=now)
+    _mark_planned(edition, now)
+    return edition
+
+
+def _run_edition(slot: dt.datetime, now: dt.datetime) -> Edition:
+    try:
+        with transaction.atomic():
+            edition, _ = Edition.objects.get_or_create(
+                slot=slot, defaults={"date": slot.date(), "cutoff": now}
+            )
+    except IntegrityError:  # a second scheduler made it at the same moment
+        edition = Edition.objects.get(slot=slot)
+    return edition
+
+
+def _schedule_groups(readers: QuerySet[Subscriber]) -> Iterator[tuple[Schedule, Q]]:
+    """The distinct schedules among `readers` (a few hundred at most, however many
+    readers), each with the filter that selects its readers."""
+    fields = ("time_zone", "send_hour", "frequency", "send_weekday")
+    for row in readers.order_by().values_list(*fields).distinct():
+        zone, hour, frequency, weekday = row
+        yield Schedule(zone, hour, frequency, weekday), Q(**dict(zip(fields, row, strict=True)))
+
+
+def schedules_fill(readers: QuerySet[Subscriber], *, now: dt.datetime) -> None:
+    """Work out when readers without a next time (new, resumed, or who changed their
+    hour) are next owed a digest: their first hour after the previous run (an hour ago),
+    so a reader who confirmed at 06:59 gets the 07:00 digest and one who came at 07:30
+    waits for tomorrow's."""
+    since = now - dt.timedelta(hours=1)
+    for schedule, selects in _schedule_groups(readers):
+        readers.filter(selects).update(next_due_at=schedule.next_after(since))
+
+
+def schedules_advance(due: QuerySet[Subscriber], *, now: dt.datetime) -> None:
+    """Move the readers just planned on to their next time after `now`: one digest per
+    reader per run, however many of their hours a long outage missed."""
+    for schedule, selects in _schedule_groups(due):
+        due.filter(selects).update(next_due_at=schedule.next_after(now))
+
+
+def _insert_deliveries(
+    edition: Edition, due: QuerySet[Subscriber], now: dt.datetime, *, windowed: bool = False
+) -> None:
     """One queued delivery per due subscriber, in a single INSERT … SELECT in the database.
 
     A hundred thousand subscribers would otherwise travel to Python and back as model
     instances. Rows that exist already (a second run, a second scheduler) are left alone.
+    `windowed`: an hourly run's delivery, due at the reader's time and covering from their
+    previous digest's cutoff (failed ones aside: their papers are owed still) to `now`.
     """
     meta = Delivery._meta
     quote = connection.ops.quote_name
     column = {f.name: str(f.column) for f in meta.concrete_fields}
-    values = {
+    values: dict[str, Any] = {
         "edition": Value(edition.pk),
         "subscriber": F("id"),
         "interests": F("interests"),
@@ -93,6 +168,18 @@ def _insert_deliveries(edition: Edition, due: QuerySet[Subscriber], now: dt.date
         "last_error": Value(""),
         "created_at": Value(now, output_field=DateTimeField()),
     }
+    if windowed:
+        previous = (
+            Delivery.objects.filter(subscriber=OuterRef("id"), covers_until__isnull=False)
+            .exclude(status=Delivery.Status.FAILED)
+            .order_by("-covers_until")
+            .values("covers_until")[:1]
+        )
+        values |= {
+            "due_at": F("next_due_at"),
+            "covers_from": Subquery(previous, output_field=DateTimeField()),
+            "covers_until": Value(now, output_field=DateTimeField()),
+        }
     # In subscriber order, so deliveries are numbered (and later sent) in that order.
     source = due.order_by("id").annotate(**{f"new_{n}": v for n, v in values.items()})
     select, params = source.values_list(*(f"new_{n}" for n in values)).query.sql_with_params()
@@ -171,23 +258,22 @@ def ready_to_send(edition: Edition | None = None) -> QuerySet[Delivery]:
 
 
 def subscriber_preview(*, subscriber: Subscriber, date: dt.date) -> tuple[list[DigestItem], str]:
-    """What this subscriber's digest for `date` would hold, computed without writing.
+    """What this subscriber's digest of listing day `date` would hold (their topics and
+    the trending mix they chose), computed without writing.
 
     Returns (items, skip reason); the reason is empty when there are items.
     """
-    edition = Edition.objects.filter(date=date).first() or Edition(date=date)
+    edition = Edition.objects.filter(date=date, slot=None).first() or Edition(date=date)
     papers = EditionPapers(edition)
     scorer, paper_ids = papers.for_frequency(subscriber.frequency)
-    reason = skip_reason(subscriber.interests, paper_ids)
-    if reason:
-        return [], reason
     sent_before = already_sent_papers([subscriber.id], paper_ids, edition) if subscriber.pk else {}
     # An unsaved copy (the manage page's preview of edited topics) is embedded in memory.
     [reader] = readers_for([subscriber], exclude=sent_before, save=False)
-    found = scorer.rank(reader)
+    topics = [] if reader.trending == ONLY else scorer.rank(reader)
+    [found] = with_trending(papers.trending(subscriber.frequency), [reader], [topics])
     by_id = Paper.objects.in_bulk([m.paper_id for m in found])
     items = [
         DigestItem(paper=by_id[m.paper_id], rank=rank, reasons=[r.as_dict() for r in m.reasons])
         for rank, m in enumerate(found, start=1)
     ]
-    return items, "" if items else SKIP_NOTHING_MATCHED
+    return items, skip_reason(found, reader)

@@ -94,10 +94,14 @@ def _reader(
     feedback: dict[int, list[int]] | None,
     papers: FeedbackPapers,
     exclude: set[int],
+    trending: str = "none",
+    frequency: str = "daily",
 ) -> Reader:
     """A Reader from a subscriber's stored vectors (`phrase_vectors` may not have been
     read: the scorer knows every phrase)."""
     phrases = (parsed or Interests.parse(interests)).texts
+    if not phrases:
+        trending = "only"  # no topics: the trending list, whatever else was chosen
     sentence = from_bytes(intent_vector) if intent else None
     liked = [papers.rows[p] for p in (feedback or {}).get(1, []) if p in papers.rows]
     disliked = [papers.rows[p] for p in (feedback or {}).get(-1, []) if p in papers.rows]
@@ -114,6 +118,8 @@ def _reader(
         disliked=np.vstack([v for v, _ in disliked]) if disliked else None,
         exclude_paper_ids=exclude,
         parsed=parsed,
+        trending=trending,
+        frequency=frequency,
     )
 
 
@@ -141,6 +147,8 @@ def readers_for(
                 feedback=given.get(subscriber.pk or 0),
                 papers=papers,
                 exclude=(exclude or {}).get(subscriber.pk or 0, set()),
+                trending=subscriber.trending,
+                frequency=subscriber.frequency,
             )
         )
     return readers
@@ -156,6 +164,7 @@ class _Stored:
     intent: str
     words: str  # the intent's stored BM25 words
     limit: int
+    trending: str
     intent_vector: bytes | memoryview | None
     phrase_vectors: bytes | memoryview | None = None
 
@@ -186,6 +195,7 @@ def load_readers(
             "intent",
             "intent_words",
             "max_papers",
+            "trending",
             "embedding_key",
             "intent_vector",
         )
@@ -193,7 +203,7 @@ def load_readers(
     stored: dict[int, _Stored] = {}
     stale: list[int] = []
     unknown: list[int] = []  # fresh, but with a phrase the scorer has not seen
-    for subscriber_id, frequency, interests, intent, words, limit, key, vector in rows:
+    for subscriber_id, frequency, interests, intent, words, limit, trending, key, vector in rows:
         parsed = Interests.parse(interests)
         sentence = intent.strip()
         if key != text_key(sentence, *parsed.texts) or (sentence and not vector):
@@ -201,7 +211,7 @@ def load_readers(
         elif not scorer_for(frequency).knows_all(parsed.texts):
             unknown.append(subscriber_id)
         stored[subscriber_id] = _Stored(
-            frequency, interests, parsed, sentence, words, limit, vector
+            frequency, interests, parsed, sentence, words, limit, trending, vector
         )
     if stale and not embed_stale:
         for subscriber_id in stale:
@@ -235,6 +245,8 @@ def load_readers(
                 feedback=given.get(subscriber_id),
                 papers=papers,
                 exclude=exclude.get(subscriber_id, set()),
+                trending=row.trending,
+                frequency=row.frequency,
             ),
         )
         for subscriber_id, row in sorted(stored.items())

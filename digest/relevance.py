@@ -47,6 +47,7 @@ from .matching import (
     phrase_stems,
     text_stems,
 )
+from .windows import Window
 
 # Weights of the combination (see the module docstring and the README's figures).
 KEYWORD_FIELD = {"title": 1.0, "keywords": 0.8, "abstract": 0.45}
@@ -90,6 +91,10 @@ class Reader:
     disliked: Matrix | None = None
     exclude_paper_ids: set[int] | frozenset[int] = frozenset()
     parsed: Interests | None = None  # `interests` parsed, when the loader has done it
+    # The papers this digest covers (see digest.windows); None: every paper of the scorer.
+    window: Window | None = None
+    trending: str = "none"  # Subscriber.Trending, as it applies (none, few, only)
+    frequency: str = "daily"
 
 
 Scores = np.ndarray[Any, np.dtype[np.float32]]
@@ -269,12 +274,20 @@ class EditionScorer:
         background_units: Matrix,
         background_unit_starts: np.ndarray[Any, Any],
         background_index: PaperIndex,
+        seen: Sequence[float] | None = None,
+        listed: Sequence[int] | None = None,
     ) -> None:
         self.index = index
         self.paper_ids = list(paper_ids)
         self.position = {pid: i for i, pid in enumerate(self.paper_ids)}
         self.vectors = vectors
-        self.upvote_bonus = W_UPVOTES * np.log1p(np.asarray(upvotes, dtype=np.float32))
+        self.upvotes = np.asarray(upvotes, dtype=np.int64)
+        self.upvote_bonus = W_UPVOTES * np.log1p(self.upvotes.astype(np.float32))
+        # Each paper's first-seen time (epoch s) and listing day (ordinal), for windows.
+        count = len(self.paper_ids)
+        self.seen = np.asarray(seen if seen is not None else [0.0] * count, dtype=np.float64)
+        self.listed = np.asarray(listed if listed is not None else [0] * count, dtype=np.int64)
+        self._windows: dict[Window, np.ndarray[Any, Any]] = {}
         self.units, self.unit_starts = units, unit_starts
         self.background = background
         self.background_units, self.background_unit_starts = (
@@ -343,6 +356,20 @@ class EditionScorer:
             return self._phrases.add(None, hits, evidence, zeros, zeros)
         whole, best_unit = self._closeness_parts(vector)
         return self._phrases.add(key, hits, evidence, whole[0], best_unit[0])
+
+    def inside(self, window: Window | None) -> np.ndarray[Any, Any]:
+        """Which papers a window covers (all, for None); one mask per distinct window,
+        and a run's readers share a handful of windows."""
+        if window is None:
+            return np.ones(len(self.paper_ids), dtype=bool)
+        mask = self._windows.get(window)
+        if mask is None:
+            mask = self._windows[window] = window.mask(self.seen, self.listed)
+        return mask
+
+    def excluded_positions(self, reader: Reader) -> set[int]:
+        """Positions of the papers the reader's "-phrase" exclusions rule out."""
+        return set(self._parsed(reader).blocked.tolist())
 
     def _parsed(self, reader: Reader) -> _ParsedInterests:
         interests = reader.parsed or Interests.parse(reader.interests)
@@ -421,6 +448,8 @@ class EditionScorer:
             for paper_id in readers[r].exclude_paper_ids:
                 if paper_id in self.position:
                     blocked[a, self.position[paper_id]] = True
+            if readers[r].window is not None:
+                blocked[a] |= ~self.inside(readers[r].window)
 
         closeness: dict[int, Scores] = {}  # active index -> its sentence's closeness
         if not self.use_meaning:

@@ -41,6 +41,7 @@ HF_FIELDS = (
     "github_stars",
     "project_page",
     "thumbnail",
+    "listed_at",
     "source",
 )
 # What an arXiv record may set on a row arXiv owns: the paper's own metadata (a new version
@@ -60,6 +61,7 @@ KEEP_IF_EMPTY = frozenset(
         "github_stars",
         "project_page",
         "thumbnail",
+        "listed_at",
     }
 )
 REFRESH_FIELDS = ("upvotes", "num_comments")
@@ -82,7 +84,8 @@ class ScrapeResult:
     refreshed: int = 0
     skipped: int = 0
     per_source: dict[str, int] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)  # source -> why it failed
+    errors: dict[str, str] = field(default_factory=dict)  # source (and day) -> why it failed
+    days: list[dt.date] = field(default_factory=list)  # the listing days read
 
 
 def scrape_papers(*, date: dt.date, sources: Sequence[str] = ("hf",)) -> ScrapeResult:
@@ -119,6 +122,56 @@ def scrape_papers(*, date: dt.date, sources: Sequence[str] = ("hf",)) -> ScrapeR
     result.fetched = sum(result.per_source.values())
     result.skipped = result.fetched - result.created - result.updated
     logger.info("Scraped %s: %s", date, result)
+    return result
+
+
+def listing_days(today: dt.date, count: int) -> list[dt.date]:
+    """The `count` most recent weekdays up to `today`, newest first: Hugging Face lists
+    no papers on weekends, so Monday's run looks back to Friday and Thursday."""
+    days: list[dt.date] = []
+    day = today
+    while len(days) < count:
+        if day.isoweekday() <= 5:
+            days.append(day)
+        day -= dt.timedelta(days=1)
+    return days
+
+
+def scrape_recent(*, today: dt.date, sources: Sequence[str] = ("hf",)) -> ScrapeResult:
+    """Fetch the last PAPERBOY_SCRAPE_DAYS listing days and upsert every paper on them.
+
+    Hugging Face keeps adding papers to a day for hours after it starts (and sometimes to
+    an earlier day), and upvotes grow for days: each run creates whatever it has not seen,
+    whichever day it is listed under, and refreshes the rest. arXiv, which asks for one
+    request every 3 s, is read for `today` only. A day that fails is logged and the others
+    are still saved; if nothing could be read, raises SourceError.
+    """
+    wanted = [name for name in SOURCES if name in sources]
+    if set(sources) - set(SOURCES) or not wanted:
+        raise ValueError(f"Unknown or no sources {sorted(sources)!r}; choose from {SOURCES}.")
+    days = listing_days(today, settings.PAPERBOY_SCRAPE_DAYS)
+    result = ScrapeResult(date=today, days=days)
+    fetched: dict[str, list[PaperRecord]] = {}
+    for name in wanted:
+        records: list[PaperRecord] = []
+        answered = 0
+        for day in days if name == "hf" else [today]:
+            try:
+                records.extend(_fetch(name, day))
+                answered += 1
+            except SourceError as exc:
+                logger.warning("Source %s failed for %s: %s", name, day, exc)
+                result.errors[f"{name} {day.isoformat()}"] = str(exc)
+        if answered:
+            fetched[name] = records
+            result.per_source[name] = len(records)
+    if not fetched:
+        raise SourceError("; ".join(result.errors.values()))
+    with transaction.atomic():
+        result.created, result.updated = _upsert(_merge(fetched))
+    result.fetched = sum(result.per_source.values())
+    result.skipped = result.fetched - result.created - result.updated
+    logger.info("Scraped %s: %s", ", ".join(map(str, days)), result)
     return result
 
 

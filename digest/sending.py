@@ -47,6 +47,7 @@ class Outcome(StrEnum):
     RETRY = "retry"  # transient failure: queued again for later
     FAILED = "failed"
     NOT_CLAIMED = "not claimed"  # another worker has it, or it is no longer queued
+    FEED = "feed"  # a feed-only reader's: published to their feed, no email
 
 
 @dataclass(frozen=True)
@@ -81,23 +82,35 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError)
 
 
-def claim(delivery_id: int) -> bool:
-    """queued → sending; True only for the one caller whose update changed the row.
+def claim(delivery_id: int) -> Outcome | None:
+    """queued → sending, for the one caller whose update changed the row: None then,
+    meaning "send it". Otherwise what became of it: a feed-only reader's digest goes to
+    their feed (queued → feed, nothing to send), and anything else is NOT_CLAIMED.
 
     The subscriber must still be active at this moment, so an unsubscribe (or a
-    suppression) takes effect before the next send, even for a digest already planned.
+    suppression) takes effect before the next send, even for a digest already planned;
+    the channel is read now too, so "feed only" chosen after planning holds.
     """
-    changed = Delivery.objects.filter(
+    owed = Delivery.objects.filter(
         id=delivery_id,
         status=Delivery.Status.QUEUED,
         matched_at__isnull=False,
         subscriber__status=Subscriber.Status.ACTIVE,
-    ).update(status=Delivery.Status.SENDING, claimed_at=timezone.now(), attempts=F("attempts") + 1)
-    if changed != 1:
-        Delivery.objects.filter(id=delivery_id, status=Delivery.Status.QUEUED).exclude(
-            subscriber__status=Subscriber.Status.ACTIVE
-        ).update(status=Delivery.Status.SKIPPED, skip_reason=SKIP_LEFT)
-    return changed == 1
+    )
+    now = timezone.now()
+    changed = owed.filter(subscriber__channel=Subscriber.Channel.EMAIL).update(
+        status=Delivery.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
+    )
+    if changed == 1:
+        return None
+    if owed.filter(subscriber__channel=Subscriber.Channel.FEED).update(
+        status=Delivery.Status.FEED, sent_at=now
+    ):
+        return Outcome.FEED
+    Delivery.objects.filter(id=delivery_id, status=Delivery.Status.QUEUED).exclude(
+        subscriber__status=Subscriber.Status.ACTIVE
+    ).update(status=Delivery.Status.SKIPPED, skip_reason=SKIP_LEFT)
+    return Outcome.NOT_CLAIMED
 
 
 def _record_sent(delivery_id: int, message_id: str) -> None:
@@ -133,8 +146,9 @@ def _record_failure(delivery: Delivery, exc: BaseException) -> SendResult:
 
 def delivery_send(*, delivery_id: int, connection: BaseEmailBackend | None = None) -> SendResult:
     """Send one delivery if it can be claimed; record what happened."""
-    if not claim(delivery_id):
-        return SendResult(delivery_id, Outcome.NOT_CLAIMED)
+    taken = claim(delivery_id)
+    if taken is not None:
+        return SendResult(delivery_id, taken)
     delivery = Delivery.objects.select_related("edition", "subscriber").get(id=delivery_id)
     try:
         message = digest_message(delivery=delivery)

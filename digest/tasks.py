@@ -1,8 +1,8 @@
 """Celery tasks: thin wrappers that take ids or dates and call the plain functions.
 
 Celery on Redis may run a task twice or lose one whose worker died, so every task is safe
-to repeat and the database rows say what is owed: `sweep_owed_task` re-queues deliveries
-whose task went missing.
+to repeat and the database rows say what is owed: `recover_stale_sends_task` re-queues
+deliveries whose task went missing.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from .daily import edition_prepare
-from .models import Edition
+from .daily import edition_prepare, run_prepare
 from .planning import ready_to_send
 from .sending import Outcome, deliveries_send, stale_sends_recover
 
-DAILY_LOCK_SECONDS = 6 * 3600
+# Below an hour, so a run held up past its hour does not lock the next one out.
+RUN_LOCK_SECONDS = 50 * 60
 
 
 def enqueue_sends(delivery_ids: Sequence[int]) -> int:
@@ -35,13 +35,17 @@ def enqueue_sends(delivery_ids: Sequence[int]) -> int:
 
 @shared_task(name="digest.tasks.run_daily_task")
 def run_daily_task(date: str | None = None) -> dict[str, int]:
-    """The beat's daily job: scrape, plan and match, then queue the sends."""
-    day = dt.date.fromisoformat(date) if date else timezone.now().date()
+    """The beat's hourly job: scrape, plan and match what is owed now, then queue the
+    sends. With `date`, the replay of that listing day for everyone instead."""
+    now = timezone.now()
     # A second beat scheduler firing the same run finds the lock taken and stops; even
     # without it, the Edition and Delivery rows make the run idempotent.
-    if not cache.add(f"paperboy:daily:{day.isoformat()}", "1", DAILY_LOCK_SECONDS):
+    run = date or f"{now:%Y-%m-%dT%H}"
+    if not cache.add(f"paperboy:run:{run}", "1", RUN_LOCK_SECONDS):
         return {"skipped_locked": 1}
-    prepared = edition_prepare(date=day)
+    prepared = edition_prepare(date=dt.date.fromisoformat(date)) if date else run_prepare()
+    if prepared.edition is None:
+        return {"matched": 0, "chunks": 0}
     ids = list(ready_to_send(prepared.edition).values_list("id", flat=True))
     return {"matched": prepared.matching.matched, "chunks": enqueue_sends(ids)}
 
@@ -53,15 +57,6 @@ def send_deliveries_task(delivery_ids: list[int]) -> dict[str, int]:
         if result.outcome is Outcome.RETRY:
             send_deliveries_task.apply_async(([result.delivery_id],), countdown=result.retry_in)
     return {outcome.value: batch.count(outcome) for outcome in Outcome}
-
-
-@shared_task(name="digest.tasks.prepare_edition_task")
-def prepare_edition_task(edition_id: int) -> int:
-    """Plan and match an edition whose papers are already stored, then queue its sends."""
-    edition = Edition.objects.get(id=edition_id)
-    prepared = edition_prepare(date=edition.date, scrape=False)
-    ids = list(ready_to_send(prepared.edition).values_list("id", flat=True))
-    return enqueue_sends(ids)
 
 
 @shared_task(name="digest.tasks.recover_stale_sends_task")

@@ -171,4 +171,6 @@ def edition_scorer(papers: Sequence[Paper], background: Sequence[Paper]) -> Edit
         background_units=bg_units,
         background_unit_starts=bg_starts,
         background_index=PaperIndex.build(background),
+        seen=[p.first_seen_at.timestamp() for p in papers],
+        listed=[p.batch_date.toordinal() for p in papers],
     )

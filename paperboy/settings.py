@@ -229,7 +229,7 @@ CELERY_BEAT_SCHEDULE = {
     # Every hour: scrape the last listing days, then plan, match and send every digest
     # owed by now (each reader has their own hour; a run missed catches up at the next).
     "hourly-run": {
-        "task": "digest.tasks.run_due_task",
+        "task": "digest.tasks.run_daily_task",
         "schedule": crontab(minute=PAPERBOY_RUN_MINUTE),
     },
     "recover-stale-sends": {

@@ -22,7 +22,7 @@ from digest.edition_papers import candidate_papers
 from digest.emails import PaperEntry, long_date, paper_entry
 from digest.feedback import feedback_undo, subscriber_feedback, value_word
 from digest.match_chunks import SKIP_NO_PAPERS
-from digest.models import Delivery, Paper
+from digest.models import Delivery, Edition, Paper
 from digest.planning import latest_paper_date, subscriber_preview
 
 from .intent import clean_intent
@@ -161,7 +161,7 @@ def digest_preview(
         date=date,
         period=_period(date, frequency),
         papers=[paper_entry(item) for item in items],
-        candidates=candidate_papers(date, frequency).count(),
+        candidates=candidate_papers(Edition(date=date), frequency).count(),
         reason=reason,
     )
 

@@ -46,6 +46,7 @@ class PaperRecord:
     github_stars: int | None = None
     project_page: str = ""
     thumbnail: str = ""
+    listed_at: dt.datetime | None = None  # when HF put it on Daily Papers
 
 
 class SourceError(Exception):

@@ -179,6 +179,7 @@ def _parse_item(item: Any, *, date: dt.date) -> PaperRecord:
         authors=_author_names(paper.get("authors")),
         published_at=published_at,
         batch_date=_batch_date(paper.get("submittedOnDailyAt"), fallback=date),
+        listed_at=_listed_at(paper.get("submittedOnDailyAt")),
         source=SOURCE,
         upvotes=_count(paper, "upvotes") or 0,
         num_comments=_count(item, "numComments") or 0,
@@ -249,6 +250,17 @@ def _batch_date(value: Any, *, fallback: dt.date) -> dt.date:
         except ValueError:
             pass
     return fallback
+
+
+def _listed_at(value: Any) -> dt.datetime | None:
+    """When HF listed the paper; None if it did not say in a form we can read (the paper
+    is still listed: it is dated by when Paperboy first saw it)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return _parse_datetime(value, "submittedOnDailyAt")
+    except _BadItem:
+        return None
 
 
 def _item_id(item: Any) -> str:

@@ -7,9 +7,17 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 from tqdm import tqdm
 
-from digest.daily import edition_counts, edition_prepare, edition_send, latest_papers_date
+from digest.daily import (
+    edition_counts,
+    edition_prepare,
+    edition_send,
+    latest_papers_date,
+    next_due_time,
+    run_prepare,
+)
 from digest.management.dates import iso_date
 from digest.models import Delivery
 from digest.scraping import ScrapeResult
@@ -17,14 +25,23 @@ from digest.sending import Outcome, SendResult
 from digest.sources.base import SourceError
 
 
+def date_or_latest(value: str) -> dt.date | str:
+    return "latest" if value == "latest" else iso_date(value)
+
+
 class Command(BaseCommand):
-    help = "Run the daily cycle for one date: scrape, plan, match and send the digests."
+    help = (
+        "Do whatever is owed now: scrape the last listing days, then plan, match and send "
+        "every digest whose reader's hour has come. --date replays one listing day for "
+        "every reader instead (the demo)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--date",
-            type=iso_date,
-            help="Edition date, YYYY-MM-DD (default: the latest day with papers).",
+            type=date_or_latest,
+            help="Replay this listing day (YYYY-MM-DD, or 'latest': the latest day with "
+            "papers) for every active reader, whatever their hour.",
         )
         parser.add_argument(
             "--source",
@@ -41,8 +58,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
 
     def _run(self, options: dict[str, Any]) -> None:
-        date: dt.date | None = options["date"]
-        if date is None:
+        date: dt.date | str | None = options["date"]
+        if date == "latest":
             self.stdout.write("Looking for the latest day with papers on Hugging Face…")
             date = latest_papers_date()
             if date is None:
@@ -50,31 +67,53 @@ class Command(BaseCommand):
                     f"No papers on {settings.PAPERBOY_HF_URL} in the last week; "
                     "pass a date: --date YYYY-MM-DD (make demo DATE=YYYY-MM-DD)."
                 )
-        self.stdout.write(self.style.MIGRATE_HEADING(f"Paperboy edition of {date:%A %d %B %Y}"))
-
+        if date is None:
+            now = timezone.now()
+            heading = f"Paperboy run of {now:%A %d %B %Y, %H:%M} UTC: the digests owed now"
+        else:
+            assert isinstance(date, dt.date)
+            heading = f"Paperboy edition of {date:%A %d %B %Y} (a replay for every reader)"
+        self.stdout.write(self.style.MIGRATE_HEADING(heading))
         self.stdout.write(f"  Scraping papers from {settings.PAPERBOY_HF_URL} …")
 
         def scraped(scrape: ScrapeResult) -> None:
+            days = ", ".join(f"{day:%a %d %b}" for day in scrape.days) or f"{scrape.date}"
             self.stdout.write(
-                f"  {scrape.fetched} papers fetched "
+                f"  {scrape.fetched} papers fetched from {days} "
                 f"({scrape.created} new, {scrape.updated} updated)"
             )
+            for where, why in scrape.errors.items():
+                self.stderr.write(f"  {where} could not be read: {why}")
 
         show = {"disable": options["no_progress"], "file": self.stderr._out}
         # Each paper is read once (sentence vectors, about a third of a second each).
         reading = _Progress("  Reading papers", "paper", **show)
         matching = _Progress("  Matching", "reader", **show)
-        prepared = edition_prepare(
-            date=date,
-            sources=options["source"],
-            on_scraped=scraped,
-            on_embed_progress=reading,
-            on_match_progress=matching,
-        )
+        callbacks = {
+            "sources": options["source"],
+            "on_scraped": scraped,
+            "on_embed_progress": reading,
+            "on_match_progress": matching,
+        }
+        if date is None:
+            prepared = run_prepare(**callbacks)
+        else:
+            prepared = edition_prepare(date=date, **callbacks)
         reading.close()
         matching.close()
-        scrape = prepared.scrape
-        assert scrape is not None
+        if prepared.scrape_error:
+            self.stderr.write(
+                self.style.WARNING(
+                    f"  No papers could be fetched ({prepared.scrape_error}); the digests "
+                    "owed now are made from the papers already stored."
+                )
+            )
+        fetched = prepared.scrape.fetched if prepared.scrape is not None else 0
+        if prepared.edition is None:
+            upcoming = next_due_time()
+            when = f"; the next is due {upcoming:%a %d %b %H:%M} UTC" if upcoming else ""
+            self.stdout.write(f"  No digest is owed now{when}.")
+            return
 
         bar: tqdm[Any] | None = None
 
@@ -95,7 +134,7 @@ class Command(BaseCommand):
         batch = edition_send(edition=prepared.edition, on_start=start, on_progress=progress)
         if bar is not None:
             bar.close()
-        self._summary(prepared.edition, scrape.fetched, prepared.matching.skipped, batch.count)
+        self._summary(prepared.edition, fetched, prepared.matching.skipped, batch.count)
 
     def _summary(
         self,
@@ -115,7 +154,9 @@ class Command(BaseCommand):
         ]
         earlier = counts[Delivery.Status.SENT] - count(Outcome.SENT)
         if earlier:
-            rows.append((f"already {verb}", f"{earlier} (earlier run for this date; not resent)"))
+            rows.append((f"already {verb}", f"{earlier} (by an earlier run; not resent)"))
+        if counts[Delivery.Status.FEED]:
+            rows.append(("to feeds only", str(counts[Delivery.Status.FEED])))
         reasons = self._skip_reasons(edition)
         rows.append(("skipped", f"{counts[Delivery.Status.SKIPPED]}{reasons}"))
         if count(Outcome.RETRY) or counts[Delivery.Status.QUEUED]:
@@ -124,6 +165,9 @@ class Command(BaseCommand):
             rows.append(("failed", f"{counts[Delivery.Status.FAILED]} (see the admin)"))
         if outbox:
             rows.append(("outbox", str(settings.PAPERBOY_OUTBOX_DIR)))
+        upcoming = next_due_time()
+        if upcoming is not None:
+            rows.append(("next digest due", f"{upcoming:%a %d %b %H:%M} UTC"))
         width = max(len(label) for label, _ in rows)
         for label, value in rows:
             self.stdout.write(f"  {label:<{width}}  {value}")
