@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/python manage.py migrate --verbosity 0
 	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py run_daily $(if $(DATE),--date $(DATE),)
+	$(BIN)/python manage.py run_daily --date $(or $(DATE),latest)
 
 test: install
 	$(BIN)/python -m pytest

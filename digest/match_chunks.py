@@ -35,12 +35,12 @@ from .lookups import ints
 from .matching import Match, Reason
 from .models import Delivery, DeliveryPaper
 from .readers import LoadedReader, load_readers
-from .relevance import Reader
+from .relevance import EditionScorer, Reader
 from .trending import NONE, ONLY, with_trending
 from .windows import delivery_window
 
 SKIP_NOTHING_MATCHED = "nothing matched their topics"
-SKIP_NO_PAPERS = "no new papers since their last digest"
+SKIP_NO_PAPERS = "no new papers to send"
 
 ItemRow = tuple[int, int, int, float, Any]  # delivery, paper, rank, score, encoded reasons
 
@@ -71,11 +71,13 @@ class WrittenChunk:
     skipped: dict[str, int] = field(default_factory=dict)
 
 
-def skip_reason(matches: Sequence[Match], reader: Reader) -> str:
+def skip_reason(matches: Sequence[Match], reader: Reader, scorer: EditionScorer) -> str:
     """Why a reader gets no digest, or "" if they get one."""
     if matches:
         return ""
-    return SKIP_NOTHING_MATCHED if reader.trending == NONE else SKIP_NO_PAPERS
+    if reader.trending != NONE or not scorer.inside(reader.window).any():
+        return SKIP_NO_PAPERS
+    return SKIP_NOTHING_MATCHED
 
 
 class ReasonsEncoder:
@@ -177,7 +179,7 @@ def _score_chunk(
         digests = with_trending(papers.trending(frequency), readers, topics)
         for one, matches in zip(group, digests, strict=True):
             delivery_id = by_subscriber[one.subscriber_id]
-            reason = skip_reason(matches, one.reader)
+            reason = skip_reason(matches, one.reader, scorer)
             if reason:
                 chunk.skipped[reason].append(delivery_id)
                 continue

@@ -80,9 +80,7 @@ def _mark_planned(edition: Edition, now: dt.datetime) -> None:
         edition.refresh_from_db()
 
 
-def run_plan(
-    *, now: dt.datetime, subscriber_ids: Sequence[int] | None = None
-) -> Edition | None:
+def run_plan(*, now: dt.datetime, subscriber_ids: Sequence[int] | None = None) -> Edition | None:
     """The run of `now`'s hour: a queued delivery for every active reader whose digest is
     owed by now (their `next_due_at` has come), covering the papers first seen since their
     previous digest's cutoff, up to `now`. Each planned reader's next time moves on.
@@ -276,4 +274,4 @@ def subscriber_preview(*, subscriber: Subscriber, date: dt.date) -> tuple[list[D
         DigestItem(paper=by_id[m.paper_id], rank=rank, reasons=[r.as_dict() for r in m.reasons])
         for rank, m in enumerate(found, start=1)
     ]
-    return items, skip_reason(found, reader)
+    return items, skip_reason(found, reader, scorer)

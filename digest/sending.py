@@ -82,14 +82,13 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError)
 
 
-def claim(delivery_id: int) -> Outcome | None:
-    """queued → sending, for the one caller whose update changed the row: None then,
-    meaning "send it". Otherwise what became of it: a feed-only reader's digest goes to
-    their feed (queued → feed, nothing to send), and anything else is NOT_CLAIMED.
+def claim(delivery_id: int) -> bool:
+    """queued → sending; True only for the one caller whose update changed the row.
 
     The subscriber must still be active at this moment, so an unsubscribe (or a
-    suppression) takes effect before the next send, even for a digest already planned;
-    the channel is read now too, so "feed only" chosen after planning holds.
+    suppression) takes effect before the next send, even for a digest already planned.
+    The channel is read now too: a feed-only reader's digest goes to their feed instead
+    (queued → feed, nothing to send), even if they chose "feed only" after planning.
     """
     owed = Delivery.objects.filter(
         id=delivery_id,
@@ -102,15 +101,14 @@ def claim(delivery_id: int) -> Outcome | None:
         status=Delivery.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
     )
     if changed == 1:
-        return None
-    if owed.filter(subscriber__channel=Subscriber.Channel.FEED).update(
+        return True
+    if not owed.filter(subscriber__channel=Subscriber.Channel.FEED).update(
         status=Delivery.Status.FEED, sent_at=now
     ):
-        return Outcome.FEED
-    Delivery.objects.filter(id=delivery_id, status=Delivery.Status.QUEUED).exclude(
-        subscriber__status=Subscriber.Status.ACTIVE
-    ).update(status=Delivery.Status.SKIPPED, skip_reason=SKIP_LEFT)
-    return Outcome.NOT_CLAIMED
+        Delivery.objects.filter(id=delivery_id, status=Delivery.Status.QUEUED).exclude(
+            subscriber__status=Subscriber.Status.ACTIVE
+        ).update(status=Delivery.Status.SKIPPED, skip_reason=SKIP_LEFT)
+    return False
 
 
 def _record_sent(delivery_id: int, message_id: str) -> None:
@@ -146,9 +144,9 @@ def _record_failure(delivery: Delivery, exc: BaseException) -> SendResult:
 
 def delivery_send(*, delivery_id: int, connection: BaseEmailBackend | None = None) -> SendResult:
     """Send one delivery if it can be claimed; record what happened."""
-    taken = claim(delivery_id)
-    if taken is not None:
-        return SendResult(delivery_id, taken)
+    if not claim(delivery_id):
+        in_feed = Delivery.objects.filter(id=delivery_id, status=Delivery.Status.FEED).exists()
+        return SendResult(delivery_id, Outcome.FEED if in_feed else Outcome.NOT_CLAIMED)
     delivery = Delivery.objects.select_related("edition", "subscriber").get(id=delivery_id)
     try:
         message = digest_message(delivery=delivery)

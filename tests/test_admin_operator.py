@@ -632,7 +632,7 @@ def test_the_preview_of_another_date_gives_the_skip_reason(
     assert "The subscriber is pending confirmation: no digest is sent to them." in nothing
 
     empty = admin_client.get(preview_url(alice), {"date": "2026-03-01"}).content.decode()
-    assert "No digest: no papers in this edition." in empty
+    assert "No digest: no new papers to send." in empty
 
     bad = admin_client.get(preview_url(alice), {"date": "10/03/2026"})
     assert bad.status_code == 200 and "Enter a date as YYYY-MM-DD." in bad.content.decode()

@@ -109,7 +109,7 @@ def test_the_demo_writes_one_digest_per_matching_reader_and_nothing_twice(
     assert "already written" in again
 
 
-def test_without_a_date_the_demo_finds_the_latest_day_with_papers(
+def test_the_demo_s_latest_day_is_the_latest_with_papers(
     loopback: LoopbackServer, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import datetime as dt
@@ -128,7 +128,7 @@ def test_without_a_date_the_demo_finds_the_latest_day_with_papers(
     )
     loopback.route("/api/daily_papers", json=[])
     run("seed_demo")
-    report = run("run_daily", "--no-progress")
+    report = run("run_daily", "--date", "latest", "--no-progress")
     assert "Friday 13 March 2026" in report
     asked = {r.query.get("date") for r in loopback.requests_to("/api/daily_papers")}
     assert "2026-03-14" not in asked and "2026-03-15" not in asked  # weekends not asked
