@@ -227,7 +227,7 @@ def _why(
         if other and other.lower() != interest.lower() and other not in others:
             others.append(other)
     field_name = best.get("field", "")
-    if field_name in ("described", "liked", "related"):
+    if field_name in ("described", "liked", "related", "trending"):
         return Why(interest=interest, where="", snippet=None, also=[], kind=field_name)
     snippet: Snippet | None = Snippet(
         squash(best.get("before", "")).lstrip(),
@@ -333,12 +333,18 @@ def digest_context(
     topics = [t for t in chosen_for if not t.startswith("-")]
     excluded = [t[1:] for t in chosen_for if t.startswith("-")]
     count = len(papers)
-    headline = f"{_plural(count, 'paper')} picked for your topics: " + _list_phrase(
-        topics, HEADER_TOPICS_SHOWN
-    )
+    period = "this week" if subscriber.frequency == Subscriber.Frequency.WEEKLY else "today"
+    if topics:
+        headline = f"{_plural(count, 'paper')} picked for your topics: " + _list_phrase(
+            topics, HEADER_TOPICS_SHOWN
+        )
+        picked_for = f"picked for {_list_phrase(topics, 3)}"
+    else:  # a trending-only reader
+        headline = f"The {_plural(count, 'paper')} most upvoted {period}"
+        picked_for = f"the most upvoted {period}"
     if papers:
         rest = f" + {count - 1} more" if count > 1 else ""
-        preview = f"{papers[0].title}{rest}, picked for {_list_phrase(topics, 3)}"
+        preview = f"{papers[0].title}{rest}, {picked_for}"
     else:
         preview = "No new papers matched your topics today."
     return {

@@ -12,7 +12,10 @@ import datetime as dt
 import zoneinfo
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Any
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Any, cast
 
 import pytest
 import time_machine
@@ -22,6 +25,7 @@ from digest.models import Delivery, DeliveryPaper, Paper
 from subscriptions.models import Subscriber
 from tests.hf_timeline import SUBJECTS, HFTimeline, listed_at, sample_days, synthetic_days
 from tests.hf_wire import hf_item
+from tests.mail import html_of, text_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -87,8 +91,14 @@ def follower(subject: str, **fields: Any) -> Subscriber:
     )
 
 
+def sent_to(address: str, outbox: list[Any]) -> list[EmailMessage]:
+    """The emails sent to `address`, oldest first, as a mail client parses them."""
+    parse = BytesParser(policy=policy.default).parsebytes
+    return [cast(EmailMessage, parse(m.message().as_bytes())) for m in outbox if address in m.to]
+
+
 def test_a_week_of_hourly_runs_brings_every_paper_once_at_each_readers_hour(
-    hf: HFTimeline,
+    hf: HFTimeline, mailoutbox: list[Any]
 ) -> None:
     """Half of each day's papers are listed after the 07:00 digest: each one reaches its
     follower the next morning, none twice; weekly and trending readers too."""
@@ -131,6 +141,13 @@ def test_a_week_of_hourly_runs_brings_every_paper_once_at_each_readers_hour(
     reasons = [item.reasons[0]["interest"] for item in first.items.order_by("rank")]
     assert reasons[0].startswith("#1 today · ") and reasons[0].endswith(" upvotes")
     assert len(reasons) == 5
+    # And the reader sees it so, in both parts of the email.
+    mail = sent_to("trend@example.org", mailoutbox)
+    assert len(mail) == Delivery.objects.filter(subscriber=trending, status="sent").count()
+    assert f"Trending: {reasons[0]}." in " ".join(text_of(mail[1]).split())
+    assert "Trending: <b>#1 today" in html_of(mail[1])
+    assert "the trending papers" in " ".join(text_of(mail[1]).split())
+    assert "The 5 papers most upvoted today" in text_of(mail[1])
 
     # The weekly reader: Monday's first digest, then the whole week's on the next Monday.
     weekly_got = received(weekly)
