@@ -30,10 +30,12 @@ class PaperAdmin(admin.ModelAdmin[Paper]):
 class EditionAdmin(admin.ModelAdmin[Edition]):
     """Each day's run, with how its deliveries ended; editions are made by planning only."""
 
-    list_display = ("date", "papers", "sent", "skipped", "failed", "queued", "planned_at")
+    list_display = ("__str__", "papers", "sent", "skipped", "failed", "queued", "planned_at")
     date_hierarchy = "date"
     fields = (
         "date",
+        "slot",
+        "cutoff",
         "created_at",
         "planned_at",
         "papers",
@@ -146,6 +148,7 @@ class DeliveryAdmin(admin.ModelAdmin[Delivery]):
         "edition",
         "subscriber",
         "status",
+        "due_at",
         "paper_count",
         "attempts",
         "sent_at",
@@ -159,6 +162,9 @@ class DeliveryAdmin(admin.ModelAdmin[Delivery]):
         "edition",
         "subscriber",
         "status",
+        "due_at",
+        "covers_from",
+        "covers_until",
         "matched_at",
         "skip_reason",
         "message_id",

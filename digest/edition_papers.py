@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from django.db.models import Count, Max, Min, Q, QuerySet
 
@@ -78,12 +79,51 @@ def already_sent_papers(
     )
     if subscriber_ids is not None:
         rows = rows.filter(delivery__subscriber_id__in=subscriber_ids)
+    elif edition.slot is not None:
+        # An hourly run's readers are a twenty-fourth of everyone: ask only of them, or
+        # each run of the day would read every delivery the day's earlier runs made.
+        rows = rows.filter(delivery__subscriber_id__in=edition.deliveries.values("subscriber_id"))
     if edition.pk is not None:  # a preview's edition may not be saved yet
         rows = rows.exclude(delivery__edition=edition)
     sent: dict[int, set[int]] = defaultdict(set)
     for subscriber_id, paper_id in rows.values_list("delivery__subscriber_id", "paper_id"):
         sent[subscriber_id].add(paper_id)
     return sent
+
+
+class _ScorerCache:
+    """The last few scorers this process built, by the exact papers they were built from.
+
+    Hourly runs match a day's readers a few thousand at a time, mostly against the same
+    papers: the scorer (papers' vectors and indexes, and each phrase's signals, filled in
+    as readers bring phrases) is built once and shared by every run until a paper changes
+    (new upvotes, a summary, a new paper): `updated_at` is part of the key.
+    """
+
+    SIZE = 4  # a daily and a weekly scorer, and the previous hour's pair
+
+    def __init__(self) -> None:
+        self._scorers: OrderedDict[tuple[Any, ...], EditionScorer] = OrderedDict()
+
+    @staticmethod
+    def _key(papers: Sequence[Paper], background: Sequence[Paper]) -> tuple[Any, ...]:
+        return (
+            tuple((p.id, p.updated_at, p.first_seen_at) for p in papers),
+            tuple((p.id, p.updated_at) for p in background),
+        )
+
+    def get(self, papers: Sequence[Paper], background: Sequence[Paper]) -> EditionScorer:
+        key = self._key(papers, background)
+        scorer = self._scorers.get(key)
+        if scorer is None:
+            scorer = self._scorers[key] = edition_scorer(papers, background)
+            while len(self._scorers) > self.SIZE:
+                self._scorers.popitem(last=False)
+        self._scorers.move_to_end(key)
+        return scorer
+
+
+_scorers = _ScorerCache()
 
 
 class EditionPapers:
@@ -108,7 +148,7 @@ class EditionPapers:
             if self._background is None:
                 self._background = background_papers(self.edition.date)
             papers = list(candidate_papers(self.edition, frequency).order_by("id"))
-            scorer = edition_scorer(papers, self._background)
+            scorer = _scorers.get(papers, self._background)
             self._built[frequency] = (scorer, [p.id for p in papers])
         return self._built[frequency]
 
