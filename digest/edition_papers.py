@@ -15,7 +15,7 @@ from .models import Delivery, DeliveryPaper, Edition, Paper
 from .readers import FeedbackPapers
 from .relevance import EditionScorer
 from .trending import TrendingList
-from .vectors import background_papers, edition_scorer
+from .vectors import background_papers, edition_scorer, recent_papers
 from .windows import first_digest_from, oldest_covered
 
 
@@ -97,7 +97,8 @@ class _ScorerCache:
     Hourly runs match a day's readers a few thousand at a time, mostly against the same
     papers: the scorer (papers' vectors and indexes, and each phrase's signals, filled in
     as readers bring phrases) is built once and shared by every run until a paper changes
-    (new upvotes, a summary, a new paper): `updated_at` is part of the key.
+    (new upvotes, a summary, a new paper): `updated_at` is part of the key. The key is read
+    with a light query; the papers' vectors are loaded only to build a new scorer.
     """
 
     SIZE = 4  # a daily and a weekly scorer, and the previous hour's pair
@@ -105,25 +106,31 @@ class _ScorerCache:
     def __init__(self) -> None:
         self._scorers: OrderedDict[tuple[Any, ...], EditionScorer] = OrderedDict()
 
-    @staticmethod
-    def _key(papers: Sequence[Paper], background: Sequence[Paper]) -> tuple[Any, ...]:
-        return (
-            tuple((p.id, p.updated_at, p.first_seen_at) for p in papers),
-            tuple((p.id, p.updated_at) for p in background),
-        )
+    def clear(self) -> None:
+        self._scorers.clear()
 
-    def get(self, papers: Sequence[Paper], background: Sequence[Paper]) -> EditionScorer:
-        key = self._key(papers, background)
+    def get(self, papers: QuerySet[Paper], date: dt.date) -> tuple[EditionScorer, list[int]]:
+        stamp = ("id", "updated_at", "first_seen_at")
+        key = (
+            tuple(papers.order_by("id").values_list(*stamp)),
+            tuple(recent_papers(date).values_list(*stamp)),
+        )
         scorer = self._scorers.get(key)
         if scorer is None:
-            scorer = self._scorers[key] = edition_scorer(papers, background)
+            built = list(papers.order_by("id"))
+            scorer = self._scorers[key] = edition_scorer(built, background_papers(date))
             while len(self._scorers) > self.SIZE:
                 self._scorers.popitem(last=False)
         self._scorers.move_to_end(key)
-        return scorer
+        return scorer, [row[0] for row in key[0]]
 
 
 _scorers = _ScorerCache()
+
+
+def forget_scorers() -> None:
+    """Drop the scorers kept (tests, whose databases come and go)."""
+    _scorers.clear()
 
 
 class EditionPapers:
@@ -138,18 +145,14 @@ class EditionPapers:
     def __init__(self, edition: Edition) -> None:
         self.edition = edition
         self._built: dict[str, tuple[EditionScorer, list[int]]] = {}
-        self._background: list[Paper] | None = None
         self._sent_before: dict[int, set[int]] | None = None
         self._trending: dict[str, TrendingList] = {}
         self.feedback_papers = FeedbackPapers()
 
     def for_frequency(self, frequency: str) -> tuple[EditionScorer, list[int]]:
         if frequency not in self._built:
-            if self._background is None:
-                self._background = background_papers(self.edition.date)
-            papers = list(candidate_papers(self.edition, frequency).order_by("id"))
-            scorer = _scorers.get(papers, self._background)
-            self._built[frequency] = (scorer, [p.id for p in papers])
+            candidates = candidate_papers(self.edition, frequency)
+            self._built[frequency] = _scorers.get(candidates, self.edition.date)
         return self._built[frequency]
 
     def prepare(self) -> None:

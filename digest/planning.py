@@ -24,6 +24,7 @@ from subscriptions.schedule import Schedule
 
 from .edition_papers import EditionPapers, already_sent_papers
 from .emails import DigestItem
+from .lookups import ints
 from .match_chunks import (
     ChunkScorer,
     ChunkWriter,
@@ -94,13 +95,14 @@ def run_plan(*, now: dt.datetime, subscriber_ids: Sequence[int] | None = None) -
     if subscriber_ids is not None:
         readers = readers.filter(id__in=subscriber_ids)
     schedules_fill(readers.filter(next_due_at__isnull=True), now=now)
-    due = readers.filter(next_due_at__lte=now)
-    if not due.exists():
-        return None
-    edition = _run_edition(now.replace(minute=0, second=0, microsecond=0), now)
     with transaction.atomic():
+        due = readers.filter(next_due_at__lte=now)
+        groups = _by_schedule(due.select_for_update())
+        if not groups:
+            return None
+        edition = _run_edition(now.replace(minute=0, second=0, microsecond=0), now)
         _insert_deliveries(edition, due, now, windowed=True)
-        schedules_advance(due, now=now)
+        schedules_advance(groups, now=now)
     _mark_planned(edition, now)
     return edition
 
@@ -116,13 +118,25 @@ def _run_edition(slot: dt.datetime, now: dt.datetime) -> Edition:
     return edition
 
 
-def _schedule_groups(readers: QuerySet[Subscriber]) -> Iterator[tuple[Schedule, Q]]:
-    """The distinct schedules among `readers` (a few hundred at most, however many
-    readers), each with the filter that selects its readers."""
-    fields = ("time_zone", "send_hour", "frequency", "send_weekday")
-    for row in readers.order_by().values_list(*fields).distinct():
+_SCHEDULE = ("time_zone", "send_hour", "frequency", "send_weekday")
+
+
+def _by_schedule(readers: QuerySet[Subscriber]) -> dict[Schedule, list[int]]:
+    """The ids of `readers` by schedule: a run's due readers (a twenty-fourth of everyone,
+    found by the (status, next_due_at) index) share a few hundred schedules at most."""
+    groups: dict[Schedule, list[int]] = defaultdict(list)
+    for reader_id, *row in readers.order_by().values_list("id", *_SCHEDULE):
         zone, hour, frequency, weekday = row
-        yield Schedule(zone, hour, frequency, weekday), Q(**dict(zip(fields, row, strict=True)))
+        groups[Schedule(zone, hour, frequency, weekday)].append(reader_id)
+    return groups
+
+
+def _set_next_due(groups: dict[Schedule, list[int]], after: dt.datetime) -> None:
+    for schedule, ids in groups.items():
+        for start in range(0, len(ids), 5000):
+            Subscriber.objects.filter(id__in_ints=ints(ids[start : start + 5000])).update(
+                next_due_at=schedule.next_after(after)
+            )
 
 
 def schedules_fill(readers: QuerySet[Subscriber], *, now: dt.datetime) -> None:
@@ -130,16 +144,13 @@ def schedules_fill(readers: QuerySet[Subscriber], *, now: dt.datetime) -> None:
     hour) are next owed a digest: their first hour after the previous run (an hour ago),
     so a reader who confirmed at 06:59 gets the 07:00 digest and one who came at 07:30
     waits for tomorrow's."""
-    since = now - dt.timedelta(hours=1)
-    for schedule, selects in _schedule_groups(readers):
-        readers.filter(selects).update(next_due_at=schedule.next_after(since))
+    _set_next_due(_by_schedule(readers), now - dt.timedelta(hours=1))
 
 
-def schedules_advance(due: QuerySet[Subscriber], *, now: dt.datetime) -> None:
+def schedules_advance(due: dict[Schedule, list[int]], *, now: dt.datetime) -> None:
     """Move the readers just planned on to their next time after `now`: one digest per
     reader per run, however many of their hours a long outage missed."""
-    for schedule, selects in _schedule_groups(due):
-        due.filter(selects).update(next_due_at=schedule.next_after(now))
+    _set_next_due(due, now)
 
 
 def _insert_deliveries(

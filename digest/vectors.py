@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from django.db.models import QuerySet
 
 from subscriptions.models import Subscriber
 
@@ -136,6 +137,13 @@ def subscribers_embed(subscribers: Sequence[Subscriber], *, save: bool = True) -
     return len(stale)
 
 
+def recent_papers(date: dt.date) -> QuerySet[Paper]:
+    """The background's papers (see `background_papers`), unread."""
+    return Paper.objects.filter(
+        batch_date__range=(date - dt.timedelta(days=BACKGROUND_DAYS), date)
+    ).order_by("-batch_date", "-upvotes", "id")[:BACKGROUND_MAX]
+
+
 def background_papers(
     date: dt.date, *, on_progress: Callable[[int, int], None] | None = None
 ) -> list[Paper]:
@@ -143,11 +151,7 @@ def background_papers(
 
     The day's own papers are among them, so embedding these embeds the edition too.
     """
-    recent = list(
-        Paper.objects.filter(
-            batch_date__range=(date - dt.timedelta(days=BACKGROUND_DAYS), date)
-        ).order_by("-batch_date", "-upvotes")[:BACKGROUND_MAX]
-    )
+    recent = list(recent_papers(date))
     papers_embed(recent, on_progress=on_progress)
     return recent
 

@@ -72,7 +72,6 @@ class Subscriber(models.Model):
     next_due_at = models.DateTimeField(
         null=True,
         blank=True,
-        db_index=True,
         help_text="When the next digest is owed (UTC). Empty: worked out at the next run.",
     )
     feed_key = models.CharField(
@@ -115,7 +114,11 @@ class Subscriber(models.Model):
 
     class Meta:
         ordering = ["email"]
-        indexes = [models.Index(fields=["status", "frequency"])]
+        indexes = [
+            models.Index(fields=["status", "frequency"]),
+            # Each hourly run finds the readers due: status = active, next_due_at <= now.
+            models.Index(fields=["status", "next_due_at"], name="subscriber_due"),
+        ]
 
     # Changing any of these makes the next digest's time be worked out again (set
     # next_due_at to None; the next run fills it in).

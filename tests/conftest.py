@@ -32,6 +32,16 @@ def _isolated_outbox(settings: Any, tmp_path: Path) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_scorers() -> Iterator[None]:
+    """Each test's papers are its own: a scorer kept from another test's must not serve."""
+    from digest.edition_papers import forget_scorers
+
+    forget_scorers()
+    yield
+    forget_scorers()
+
+
+@pytest.fixture(autouse=True)
 def _tasks_run_inline() -> Iterator[None]:
     """Queued tasks run in the test's process, even when REDIS_URL configures a broker (CI).
 

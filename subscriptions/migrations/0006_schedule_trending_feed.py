@@ -74,10 +74,13 @@ class Migration(migrations.Migration):
             name="next_due_at",
             field=models.DateTimeField(
                 blank=True,
-                db_index=True,
                 help_text="When the next digest is owed (UTC). Empty: worked out at the next run.",
                 null=True,
             ),
+        ),
+        migrations.AddIndex(
+            model_name="subscriber",
+            index=models.Index(fields=["status", "next_due_at"], name="subscriber_due"),
         ),
         migrations.AddField(
             model_name="subscriber",
