@@ -67,8 +67,7 @@ def _schedule() -> dict[str, str]:
     """When digests go out, in words, for the pages that promise them."""
     weekdays = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
     return {
-        "send_time": f"{settings.PAPERBOY_SEND_HOUR_UTC:02d}:"
-        f"{settings.PAPERBOY_SEND_MINUTE_UTC:02d} UTC",
+        "send_time": f"{settings.PAPERBOY_SEND_HOUR:02d}:00",
         "weekly_day": weekdays[settings.PAPERBOY_WEEKLY_WEEKDAY - 1],
     }
 

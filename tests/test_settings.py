@@ -93,7 +93,7 @@ def test_an_esp_is_chosen_by_env(
         ("REDIS_URL", "127.0.0.1:6379"),
         ("PAPERBOY_HF_URL", "huggingface.co"),
         ("PAPERBOY_SITE_URL", "ftp://example.org"),
-        ("PAPERBOY_SEND_HOUR_UTC", "25"),
+        ("PAPERBOY_SEND_HOUR", "25"),
         ("PAPERBOY_ESP", "sendgird"),
     ],
 )
