@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from .forms import MAX_PAPERS, MIN_PAPERS, SignupForm
 from .links import manage_url
+from .models import Subscriber
 from .ratelimit import RateLimited, client_key
 from .signup import (
     REQUESTS_PER_ADDRESS,
@@ -63,12 +64,18 @@ def _home(request: HttpRequest, form: SignupForm) -> HttpResponse:
     return render(request, "subscriptions/home.html", context)
 
 
-def _schedule() -> dict[str, str]:
-    """When digests go out, in words, for the pages that promise them."""
+def _schedule(subscriber: Subscriber | None = None) -> dict[str, str]:
+    """When digests go out, in words, for the pages that promise them: the reader's own
+    hour and zone, or the defaults."""
     weekdays = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+    if subscriber is None:
+        hour, zone = settings.PAPERBOY_SEND_HOUR, settings.PAPERBOY_DEFAULT_TIMEZONE
+        weekday = settings.PAPERBOY_WEEKLY_WEEKDAY
+    else:
+        hour, zone, weekday = subscriber.send_hour, subscriber.time_zone, subscriber.send_weekday
     return {
-        "send_time": f"{settings.PAPERBOY_SEND_HOUR:02d}:00",
-        "weekly_day": weekdays[settings.PAPERBOY_WEEKLY_WEEKDAY - 1],
+        "send_time": f"{hour:02d}:00 {zone.replace('_', ' ')}",
+        "weekly_day": weekdays[weekday - 1],
     }
 
 
@@ -177,7 +184,7 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
         context["manage_url"] = manage_url(link.subscriber)
         # "Add us to your contacts": the bare address, as a person would type it in.
         context["from_address"] = parseaddr(settings.PAPERBOY_FROM_EMAIL)[1]
-        context.update(_schedule())
+        context.update(_schedule(link.subscriber))
     return render(request, _CONFIRM_PAGES[state], context)
 
 

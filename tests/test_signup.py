@@ -350,7 +350,7 @@ def test_opening_the_link_changes_nothing_and_the_button_confirms(
     page = response.content.decode()
     assert "You’re subscribed" in page
     assert f'href="{manage_url(dave)}"' in page
-    assert "Your weekly digest comes on Mondays, around 07:00 UTC" in page
+    assert "Your weekly digest comes on Mondays, around 07:00 UTC" in page  # the defaults
     dave = refreshed(dave)
     assert dave.status == Subscriber.Status.ACTIVE
     assert dave.confirmed_at is not None
