@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -27,21 +28,28 @@ def subscriber_add(
     frequency: str = Subscriber.Frequency.DAILY,
     max_papers: int = 10,
     confirmed: bool = True,
+    **choices: Any,
 ) -> tuple[Subscriber, bool]:
     """Add (or update) a subscriber as an operator would: pre-confirmed by default.
 
-    Returns (subscriber, created). A suppressed address stays suppressed.
+    No topics makes a trending-only reader. `choices` sets other fields of theirs
+    (time_zone, send_hour, send_weekday, trending, channel); a change of schedule makes
+    the next run work out their next digest again. Returns (subscriber, created). A
+    suppressed address stays suppressed.
     """
     email = normalise_email(email)
     topics = clean_interests(interests)
+    fields = {"interests": topics, "frequency": frequency, "max_papers": max_papers, **choices}
     subscriber, created = Subscriber.objects.select_for_update().get_or_create(
-        email=email,
-        defaults={"interests": topics, "frequency": frequency, "max_papers": max_papers},
+        email=email, defaults=fields
     )
     if not created:
-        subscriber.interests = topics
-        subscriber.frequency = frequency
-        subscriber.max_papers = max_papers
+        if any(
+            getattr(subscriber, f) != fields[f] for f in Subscriber.SCHEDULE_FIELDS if f in fields
+        ):
+            subscriber.next_due_at = None
+        for name, value in fields.items():
+            setattr(subscriber, name, value)
     if confirmed and subscriber.status in (
         Subscriber.Status.PENDING,
         Subscriber.Status.UNSUBSCRIBED,

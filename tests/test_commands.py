@@ -57,6 +57,40 @@ def test_add_subscriber_adds_a_confirmed_reader_and_rejects_bad_input() -> None:
         run("add_subscriber", "eve@example.org", "diffusion\x00")
 
 
+def test_add_subscriber_without_topics_adds_a_trending_reader_at_their_own_hour() -> None:
+    out = run("add_subscriber", "fay@example.org", "--timezone", "Europe/Berlin", "--hour", "8")
+    assert "no topics: the trending papers, most upvoted first" in out
+    assert "daily at 08:00 Europe/Berlin" in out
+    fay = Subscriber.objects.get(email="fay@example.org")
+    assert (fay.interests, fay.effective_trending) == ([], Subscriber.Trending.ONLY)
+    assert (fay.time_zone, fay.send_hour, fay.status) == ("Europe/Berlin", 8, "active")
+
+    out = run(
+        "add_subscriber",
+        "fay@example.org",
+        "RLHF",
+        "--trending",
+        "few",
+        "--feed-only",
+        "--frequency",
+        "weekly",
+        "--weekday",
+        "friday",
+        "--hour",
+        "18",
+    )
+    assert "Updated fay@example.org: RLHF; Fridays at 18:00 Europe/Berlin" in out
+    fay.refresh_from_db()
+    assert (fay.trending, fay.channel, fay.send_weekday) == ("few", "feed", 5)
+    assert fay.next_due_at is None  # a new schedule: the next run works it out again
+
+    with pytest.raises(CommandError, match="not an IANA time zone"):
+        run("add_subscriber", "gus@example.org", "--timezone", "Mars/Olympus")
+    with pytest.raises(CommandError, match="not an hour"):
+        run("add_subscriber", "gus@example.org", "--hour", "24")
+    assert not Subscriber.objects.filter(email="gus@example.org").exists()
+
+
 def test_scrape_papers_reports_what_it_stored(
     sources_on_loopback: LoopbackServer, settings: Any
 ) -> None:
