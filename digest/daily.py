@@ -50,10 +50,18 @@ def default_sources() -> tuple[str, ...]:
 
 @dataclass
 class Prepared:
-    edition: Edition | None  # None: an hourly run at which no digest was owed
+    edition: Edition
     scrape: ScrapeResult | None
     matching: MatchSummary
     scrape_error: str = ""  # why the sources could not be read, if they could not
+
+
+@dataclass
+class HourlyRun:
+    edition: Edition | None  # None: no digest was owed at this run
+    scrape: ScrapeResult | None
+    matching: MatchSummary
+    scrape_error: str = ""
 
 
 def edition_prepare(
@@ -87,7 +95,7 @@ def run_prepare(
     on_scraped: Callable[[ScrapeResult], None] | None = None,
     on_embed_progress: Callable[[int, int], None] | None = None,
     on_match_progress: Callable[[int, int], None] | None = None,
-) -> Prepared:
+) -> HourlyRun:
     """The run of this hour: scrape the last listing days, plan every digest owed by now
     and choose each one's papers (see `edition_prepare` for the callbacks).
 
@@ -111,7 +119,7 @@ def run_prepare(
     matching = MatchSummary()
     if edition is not None:
         matching = edition_match(edition=edition, on_progress=on_match_progress)
-    return Prepared(edition=edition, scrape=scraped, matching=matching, scrape_error=error)
+    return HourlyRun(edition=edition, scrape=scraped, matching=matching, scrape_error=error)
 
 
 def edition_send(

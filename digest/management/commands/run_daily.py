@@ -11,6 +11,8 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from digest.daily import (
+    HourlyRun,
+    Prepared,
     edition_counts,
     edition_prepare,
     edition_send,
@@ -95,6 +97,7 @@ class Command(BaseCommand):
             "on_embed_progress": reading,
             "on_match_progress": matching,
         }
+        prepared: HourlyRun | Prepared
         if date is None:
             prepared = run_prepare(**callbacks)
         else:
