@@ -316,6 +316,10 @@ def _list_phrase(items: Sequence[str], limit: int) -> str:
 # --- Rendering --------------------------------------------------------------------------
 
 
+def _feed_url(subscriber: Subscriber) -> str:
+    return settings.SITE_URL + reverse("feed_atom", args=[subscriber.feed_key])
+
+
 def digest_context(
     *,
     subscriber: Subscriber,
@@ -361,6 +365,7 @@ def digest_context(
         "max_papers": subscriber.max_papers,
         "unsubscribe_url": unsubscribe_url(subscriber),
         "manage_url": manage_url(subscriber),
+        "feed_url": _feed_url(subscriber),
         "view_in_browser_url": "" if for_browser else digest_url(subscriber, edition_date),
         "site_url": settings.SITE_URL,
         "site_name": settings.SITE_URL.split("://", 1)[-1],

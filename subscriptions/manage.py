@@ -27,7 +27,7 @@ from digest.planning import latest_paper_date, subscriber_preview
 
 from .intent import clean_intent
 from .links import digest_path
-from .models import EmailEvent, Subscriber
+from .models import EmailEvent, Subscriber, new_subscriber_key
 from .topics import clean_interests
 
 MIN_PAPERS, MAX_PAPERS = 1, 20
@@ -95,6 +95,12 @@ def subscriber_resume(*, subscriber: Subscriber) -> bool:
     )
     subscriber.refresh_from_db(fields=["status", "unsubscribed_at", "next_due_at"])
     return changed == 1
+
+
+def subscriber_feed_key_renew(*, subscriber: Subscriber) -> None:
+    """A new secret for the reader's feed address: the old address answers 404 from now."""
+    subscriber.feed_key = new_subscriber_key()
+    subscriber.save(update_fields=["feed_key"])
 
 
 def weekly_day_name() -> str:

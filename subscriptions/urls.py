@@ -18,6 +18,7 @@ urlpatterns = [
     path("manage/<str:token>/pause", views_manage.manage_pause, name="manage_pause"),
     path("manage/<str:token>/resume", views_manage.manage_resume, name="manage_resume"),
     path("manage/<str:token>/export", views_manage.manage_export, name="manage_export"),
+    path("manage/<str:token>/feed/new", views_manage.manage_feed_new, name="manage_feed_new"),
     path("manage/<str:token>/delete", views_manage.manage_delete, name="manage_delete"),
     path(
         "manage/<str:token>/feedback/undo",

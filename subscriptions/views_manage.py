@@ -23,6 +23,7 @@ from django.views.decorators.http import require_http_methods
 
 from digest.emails import one_line
 from digest.feedback import subscriber_feedback
+from digest.feeds import feed_urls
 
 from .forms_manage import DigestSettingsForm
 from .manage import (
@@ -31,6 +32,7 @@ from .manage import (
     subscriber_can_resume,
     subscriber_delete,
     subscriber_export,
+    subscriber_feed_key_renew,
     subscriber_feedback_undo,
     subscriber_pause,
     subscriber_recent_digests,
@@ -112,6 +114,8 @@ def _page(
         "can_resume": subscriber_can_resume(subscriber),
         "digests": subscriber_recent_digests(subscriber=subscriber),
         "feedback": subscriber_feedback(subscriber=subscriber),
+        "feed": feed_urls(subscriber),
+        "feed_new_url": reverse("subscriptions:manage_feed_new", args=[token]),
         **_preview(subscriber, form or _saved_form(subscriber)),
         **_urls(subscriber, token),
     }
@@ -166,6 +170,14 @@ def manage_resume(request: HttpRequest, subscriber: Subscriber, token: str) -> H
         else:
             messages.success(request, "Resumed. Your next digest comes as usual.")
     return redirect("subscriptions:manage", token=token)
+
+
+@require_http_methods(["POST"])
+@with_manage_token
+def manage_feed_new(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpResponse:
+    subscriber_feed_key_renew(subscriber=subscriber)
+    messages.success(request, "Your feed has a new address; the old one no longer works.")
+    return redirect(reverse("subscriptions:manage", args=[token]) + "#feed")
 
 
 @require_http_methods(["POST"])
