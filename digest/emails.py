@@ -366,6 +366,7 @@ def digest_context(
         "unsubscribe_url": unsubscribe_url(subscriber),
         "manage_url": manage_url(subscriber),
         "feed_url": _feed_url(subscriber),
+        "papers_url": settings.SITE_URL + reverse("papers"),
         "view_in_browser_url": "" if for_browser else digest_url(subscriber, edition_date),
         "site_url": settings.SITE_URL,
         "site_name": settings.SITE_URL.split("://", 1)[-1],
