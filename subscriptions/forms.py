@@ -29,7 +29,8 @@ from .intent import (
     clean_intent,
 )
 from .models import Subscriber, normalise_email
-from .topics import MAX_INTERESTS, MAX_TOPICS_TEXT, NO_TOPICS, InvalidInterest, topics_from_text
+from .schedule import is_timezone
+from .topics import MAX_INTERESTS, MAX_TOPICS_TEXT, InvalidInterest, topics_from_text
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path, less the angle brackets
 MIN_PAPERS, MAX_PAPERS, DEFAULT_PAPERS = 1, 20, 10
@@ -74,14 +75,29 @@ class SignupForm(forms.Form):
     )
     topics = forms.CharField(
         label="Topics",
+        required=False,  # none: the day's trending papers
         strip=False,
         widget=forms.Textarea,
         max_length=MAX_TOPICS_TEXT,
-        error_messages={
-            "required": NO_TOPICS,
-            "max_length": f"That is more text than {MAX_INTERESTS} topics can hold.",
-        },
+        error_messages={"max_length": f"That is more text than {MAX_INTERESTS} topics can hold."},
     )
+    trending = forms.ChoiceField(
+        label="Trending papers",
+        choices=Subscriber.Trending.choices,
+        initial=Subscriber.Trending.NONE,
+        required=False,
+        widget=forms.RadioSelect,
+        error_messages={"invalid_choice": "Choose how much of the trending list to add."},
+    )
+    send_hour = forms.TypedChoiceField(
+        label="Arrives at",
+        choices=[(h, f"{h:02d}:00") for h in range(24)],
+        coerce=int,
+        required=False,  # not given: the operator's default hour
+        empty_value=None,
+        error_messages={"invalid_choice": "Choose an hour from 00:00 to 23:00."},
+    )
+    time_zone = forms.CharField(label="Time zone", required=False, max_length=64)
     # Optional; tidied, then held to MAX_INTENT_LENGTH in clean_intent.
     intent = forms.CharField(
         label=INTENT_LABEL,
@@ -122,8 +138,25 @@ class SignupForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["send_hour"].initial = settings.PAPERBOY_SEND_HOUR
+        self.fields["time_zone"].initial = settings.PAPERBOY_DEFAULT_TIMEZONE
         if not self.is_bound:
             self.initial.setdefault("started", form_stamp())
+
+    def clean_trending(self) -> str:
+        return str(self.cleaned_data.get("trending") or Subscriber.Trending.NONE)
+
+    def clean_send_hour(self) -> int:
+        hour = self.cleaned_data.get("send_hour")
+        return int(settings.PAPERBOY_SEND_HOUR if hour is None else hour)
+
+    def clean_time_zone(self) -> str:
+        zone = str(self.cleaned_data.get("time_zone") or "").strip()
+        if not zone:
+            return str(settings.PAPERBOY_DEFAULT_TIMEZONE)
+        if not is_timezone(zone):
+            raise ValidationError("Choose a time zone by its name, like Europe/Berlin or UTC.")
+        return zone
 
     def looks_automated(self) -> bool:
         """The honeypot is filled in, or the form came back too fast or without our stamp."""

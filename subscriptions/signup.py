@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
+from typing import Any
 
 from django.core import signing
 from django.core.cache import cache
@@ -97,8 +98,11 @@ def subscriber_signup(
     max_papers: int,
     ip: str,
     intent: str = "",
+    **choices: Any,
 ) -> Outcome:
     """Ask for a subscription: the form's cleaned data and the client's IP key.
+
+    `choices`: more of the reader's settings (trending, send_hour, time_zone).
 
     Raises ratelimit.RateLimited before touching the database when over a limit.
     """
@@ -116,6 +120,7 @@ def subscriber_signup(
                 "frequency": frequency,
                 "max_papers": max_papers,
                 "status": Subscriber.Status.PENDING,
+                **choices,
             },
         )
         status = subscriber.status
@@ -130,8 +135,17 @@ def subscriber_signup(
                 subscriber.frequency = frequency
                 subscriber.max_papers = max_papers
                 subscriber.status = Subscriber.Status.PENDING
+                for name, value in choices.items():
+                    setattr(subscriber, name, value)
                 subscriber.save(
-                    update_fields=["interests", "intent", "frequency", "max_papers", "status"]
+                    update_fields=[
+                        "interests",
+                        "intent",
+                        "frequency",
+                        "max_papers",
+                        "status",
+                        *choices,
+                    ]
                 )
             outcome = _send_confirmation(subscriber)
     logger.info("signup %s: %s", subscriber.pk, outcome)

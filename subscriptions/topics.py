@@ -20,7 +20,6 @@ _TOPIC_SEPARATORS = re.compile(r"[\n,]")
 # settings page and in the digest (clean_interest refuses the other control characters).
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
-NO_TOPICS = "Add at least one topic, e.g. “diffusion” or “speech recognition”."
 ONLY_EXCLUSIONS = (
     "Add at least one topic to look for; a topic starting with “-” only leaves papers out."
 )
@@ -65,14 +64,14 @@ def split_topics(text: str) -> list[str]:
 def topics_from_text(text: str) -> list[str]:
     """The topics a person typed in a form's box, cleaned; InvalidInterest says what is wrong.
 
-    At least one topic must be something to look for: exclusions alone match nothing, so
-    every digest would be skipped.
+    None at all is fine (a trending-only reader); but exclusions alone are refused: they
+    would look like topics and match nothing.
     """
     if _BIDI_CONTROLS.search(text):
         raise InvalidInterest("Topics cannot contain text-direction control characters.")
     topics = clean_interests(split_topics(text))
     if not topics:
-        raise InvalidInterest(NO_TOPICS)
+        return []  # no topics: the reader gets the trending papers
     if all(topic.startswith("-") for topic in topics):
         raise InvalidInterest(ONLY_EXCLUSIONS)
     return topics

@@ -19,6 +19,7 @@ from .forms import MAX_PAPERS, MIN_PAPERS, SignupForm
 from .links import manage_url
 from .models import Subscriber
 from .ratelimit import RateLimited, client_key
+from .schedule import timezone_names
 from .signup import (
     REQUESTS_PER_ADDRESS,
     LinkState,
@@ -60,6 +61,8 @@ def _home(request: HttpRequest, form: SignupForm) -> HttpResponse:
         "max_papers": MAX_PAPERS,
         "max_topics": MAX_INTERESTS,
         **_schedule(),
+        "time_zones": timezone_names(),
+        "default_zone": settings.PAPERBOY_DEFAULT_TIMEZONE,
     }
     return render(request, "subscriptions/home.html", context)
 
@@ -118,6 +121,9 @@ def home(request: HttpRequest) -> HttpResponse:
             frequency=data["frequency"],
             max_papers=data["max_papers"],
             ip=client_ip(request),
+            trending=data["trending"],
+            send_hour=data["send_hour"],
+            time_zone=data["time_zone"],
         )
     except RateLimited as exc:
         return _too_many(request, exc)

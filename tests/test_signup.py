@@ -141,8 +141,6 @@ def test_an_address_of_254_characters_is_fine() -> None:
 @pytest.mark.parametrize(
     ("topics", "message"),
     [
-        ("", "Add at least one topic"),
-        ("  \n , ", "Add at least one topic"),
         ("-survey\n-benchmark", "a topic starting with “-” only leaves papers out"),
         (",".join(f"topic {n}" for n in range(21)), "At most 20 topics, please."),
         ("diffusion\nx" + "y" * 90, "is longer than 80 characters"),
@@ -154,6 +152,36 @@ def test_an_address_of_254_characters_is_fine() -> None:
 )
 def test_bad_topics_are_refused_with_a_message(topics: str, message: str) -> None:
     assert message in " ".join(errors_of(topics=topics)["topics"])
+
+
+def test_no_topics_is_a_trending_reader_at_the_hour_and_zone_they_chose(
+    client: Client, mailbox: Mailbox
+) -> None:
+    home = client.get("/").content.decode()
+    assert "Leave it empty for the day’s trending papers" in home
+    response = client.post(
+        "/",
+        form_data(topics="  \n , ", send_hour="18", time_zone="America/New_York", trending="few"),
+    )
+    assert response.status_code == 302
+    dave = Subscriber.objects.get(email=DAVE)
+    assert dave.interests == []
+    assert dave.effective_trending == Subscriber.Trending.ONLY  # whatever the mix said
+    assert (dave.send_hour, dave.time_zone) == (18, "America/New_York")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"time_zone": "Mars/Olympus"}, "time_zone", "like Europe/Berlin"),
+        ({"send_hour": "24"}, "send_hour", "from 00:00 to 23:00"),
+        ({"trending": "lots"}, "trending", "how much of the trending list"),
+    ],
+)
+def test_a_bad_hour_zone_or_mix_is_refused_next_to_its_field(
+    changes: dict[str, str], field: str, message: str
+) -> None:
+    assert message in " ".join(errors_of(**changes)[field])
 
 
 @pytest.mark.parametrize(
