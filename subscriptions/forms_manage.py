@@ -17,6 +17,7 @@ from .intent import (
 )
 from .manage import MAX_PAPERS, MIN_PAPERS, weekly_day_name
 from .models import Subscriber
+from .schedule import is_timezone
 from .topics import MAX_INTERESTS, MAX_TOPICS_TEXT, InvalidInterest, topics_from_text
 
 
@@ -57,6 +58,28 @@ class DigestSettingsForm(forms.Form):
         },
     )
 
+    trending = forms.ChoiceField(
+        label="With your topics",
+        choices=Subscriber.Trending.choices,
+        required=False,
+        widget=forms.RadioSelect,
+        help_text="Without topics you get the trending papers, most upvoted first.",
+    )
+    send_hour = forms.TypedChoiceField(
+        label="Arrives at",
+        choices=[(h, f"{h:02d}:00") for h in range(24)],
+        coerce=int,
+        required=False,
+        empty_value=None,
+    )
+    time_zone = forms.CharField(label="Time zone", required=False, max_length=64)
+    channel = forms.ChoiceField(
+        label="Delivered by",
+        choices=Subscriber.Channel.choices,
+        required=False,
+        widget=forms.RadioSelect,
+    )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Say which day a weekly digest comes: a setting, so not known at import time.
@@ -75,8 +98,28 @@ class DigestSettingsForm(forms.Form):
                 "intent": subscriber.intent,
                 "frequency": subscriber.frequency,
                 "max_papers": subscriber.max_papers,
+                "trending": subscriber.trending,
+                "send_hour": subscriber.send_hour,
+                "time_zone": subscriber.time_zone,
+                "channel": subscriber.channel,
             }
         )
+
+    def choices(self) -> dict[str, Any]:
+        """The schedule and delivery fields that were given (a field left out keeps its
+        saved value)."""
+        names = ("trending", "send_hour", "time_zone", "channel")
+        return {
+            n: self.cleaned_data[n] for n in names if self.cleaned_data.get(n) not in ("", None)
+        }
+
+    def clean_time_zone(self) -> str:
+        zone = str(self.cleaned_data.get("time_zone") or "").strip()
+        if zone and not is_timezone(zone):
+            raise forms.ValidationError(
+                "Choose a time zone by its name, like Europe/Berlin or UTC."
+            )
+        return zone
 
     def clean_topics(self) -> list[str]:
         try:

@@ -28,6 +28,7 @@ from digest.planning import latest_paper_date, subscriber_preview
 from .intent import clean_intent
 from .links import digest_path
 from .models import EmailEvent, Subscriber, new_subscriber_key
+from .schedule import zone
 from .topics import clean_interests
 
 MIN_PAPERS, MAX_PAPERS = 1, 20
@@ -44,9 +45,11 @@ def subscriber_settings_update(
     intent: str,
     frequency: str,
     max_papers: int,
+    **choices: Any,
 ) -> None:
     """Save what the subscriber chose. The next planned digest uses it; one already
-    matched today keeps the papers it was given."""
+    matched today keeps the papers it was given. `choices`: trending, send_hour,
+    time_zone, channel; a new schedule makes the next run work out the next digest."""
     if frequency not in Subscriber.Frequency.values:
         raise ValueError(f"unknown frequency {frequency!r}")
     if not MIN_PAPERS <= max_papers <= MAX_PAPERS:
@@ -55,8 +58,15 @@ def subscriber_settings_update(
     subscriber.interests = clean_interests(interests)
     subscriber.intent = clean_intent(intent)
     subscriber.frequency = frequency
+    before = [getattr(subscriber, f) for f in Subscriber.SCHEDULE_FIELDS]
     subscriber.max_papers = max_papers
-    subscriber.save(update_fields=["interests", "intent", "frequency", "max_papers"])
+    for name, value in choices.items():
+        setattr(subscriber, name, value)
+    fields = ["interests", "intent", "frequency", "max_papers", *choices]
+    if before != [getattr(subscriber, f) for f in Subscriber.SCHEDULE_FIELDS]:
+        subscriber.next_due_at = None
+        fields.append("next_due_at")
+    subscriber.save(update_fields=fields)
 
 
 def subscriber_pause(*, subscriber: Subscriber) -> bool:
@@ -95,6 +105,16 @@ def subscriber_resume(*, subscriber: Subscriber) -> bool:
     )
     subscriber.refresh_from_db(fields=["status", "unsubscribed_at", "next_due_at"])
     return changed == 1
+
+
+def next_digest_words(subscriber: Subscriber) -> str:
+    """ "Tuesday 8 April, 07:00 (Europe/Berlin)": when the next digest comes, in their zone."""
+    if subscriber.status != Subscriber.Status.ACTIVE:
+        return ""
+    schedule = subscriber.schedule
+    due = subscriber.next_due_at or schedule.next_after(timezone.now())
+    local = due.astimezone(zone(schedule.timezone))
+    return f"{local:%A} {local.day} {local:%B}, {local:%H:%M} ({schedule.timezone})"
 
 
 def subscriber_feed_key_renew(*, subscriber: Subscriber) -> None:

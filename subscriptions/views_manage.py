@@ -29,6 +29,7 @@ from .forms_manage import DigestSettingsForm
 from .manage import (
     Preview,
     digest_preview,
+    next_digest_words,
     subscriber_can_resume,
     subscriber_delete,
     subscriber_export,
@@ -115,6 +116,7 @@ def _page(
         "digests": subscriber_recent_digests(subscriber=subscriber),
         "feedback": subscriber_feedback(subscriber=subscriber),
         "feed": feed_urls(subscriber),
+        "next_digest": next_digest_words(subscriber),
         "feed_new_url": reverse("subscriptions:manage_feed_new", args=[token]),
         **_preview(subscriber, form or _saved_form(subscriber)),
         **_urls(subscriber, token),
@@ -137,6 +139,7 @@ def manage(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpResp
         intent=form.cleaned_data["intent"],
         frequency=form.cleaned_data["frequency"],
         max_papers=form.cleaned_data["max_papers"],
+        **form.choices(),
     )
     messages.success(request, "Saved. Your next digest uses these settings.")
     return redirect("subscriptions:manage", token=token)

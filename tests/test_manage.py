@@ -626,3 +626,29 @@ def test_queries_are_pinned_however_long_her_history(
     # Subscriber; deliveries, their papers (two prefetches); feedback; ESP events.
     with django_assert_num_queries(6):
         client.get(base + "/export")
+
+
+def test_she_moves_her_digest_to_her_evening_and_takes_the_feed_only(
+    client: Client, alice: Subscriber
+) -> None:
+    Subscriber.objects.filter(pk=alice.pk).update(next_due_at=timezone.now())
+    page = client.get(page_of(alice)).content.decode()
+    assert "Your next digest:" in page and "(UTC)" in page
+    client.post(
+        page_of(alice),
+        form_data(send_hour="19", time_zone="Europe/Berlin", trending="few", channel="feed"),
+    )
+    alice = reloaded(alice)
+    assert (alice.send_hour, alice.time_zone, alice.trending, alice.channel) == (
+        19,
+        "Europe/Berlin",
+        "few",
+        "feed",
+    )
+    assert alice.next_due_at is None  # a new hour: the next run works out when
+    page = client.get(page_of(alice)).content.decode()
+    assert "19:00 (Europe/Berlin)" in page
+
+    bad = client.post(page_of(alice), form_data(time_zone="Mars/Olympus")).content.decode()
+    assert "like Europe/Berlin or UTC" in bad
+    assert reloaded(alice).time_zone == "Europe/Berlin"
