@@ -51,7 +51,7 @@ def atom_url(subscriber: Subscriber) -> str:
 def test_the_feed_holds_the_readers_papers_newest_digest_first_and_validates(
     client: Client, alice: Subscriber, bob: Subscriber, make_paper: Callable[..., Paper]
 ) -> None:
-    hostile = make_paper("<script>alert(1)</script> & Diffusion\x00 Forcing", upvotes=212)
+    hostile = make_paper("<script>alert(1)</script> & Diffusion\x0b Forcing", upvotes=212)
     older = make_paper("Older paper", upvotes=5)
     other = make_paper("Bob's paper only", upvotes=9)
     digest_of(alice, [older])
