@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.urls import reverse
 from django.utils.feedgenerator import Atom1Feed
+from django.utils.html import escape
 
 from subscriptions.models import Subscriber
 
@@ -142,7 +143,8 @@ def atom_feed(subscriber: Subscriber, entries: Sequence[FeedEntry]) -> bytes:
         feed.add_item(
             title=entry.title,
             link=entry.url,
-            description=f"{entry.summary}\n\n{entry.authors}\n{links}".strip(),
+            # Atom1Feed declares the summary as HTML: escaped, scraped text stays text.
+            description=escape(f"{entry.summary}\n\n{entry.authors}\n{links}".strip()),
             unique_id=entry.id,
             pubdate=entry.published,
             updateddate=entry.published,

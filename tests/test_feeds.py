@@ -51,7 +51,11 @@ def atom_url(subscriber: Subscriber) -> str:
 def test_the_feed_holds_the_readers_papers_newest_digest_first_and_validates(
     client: Client, alice: Subscriber, bob: Subscriber, make_paper: Callable[..., Paper]
 ) -> None:
-    hostile = make_paper("<script>alert(1)</script> & Diffusion\x0b Forcing", upvotes=212)
+    hostile = make_paper(
+        "<script>alert(1)</script> & Diffusion\x0b Forcing",
+        "We <b>bold</b> the <img src=x onerror=alert(1)> claim.",
+        upvotes=212,
+    )
     older = make_paper("Older paper", upvotes=5)
     other = make_paper("Bob's paper only", upvotes=9)
     digest_of(alice, [older])
@@ -67,6 +71,8 @@ def test_the_feed_holds_the_readers_papers_newest_digest_first_and_validates(
     titles = [e.title for e in parsed.entries]
     assert titles == ["<script>alert(1)</script> & Diffusion Forcing", "Older paper"]
     assert b"<script>" not in response.content  # escaped on the wire
+    # The summary is declared HTML: scraped markup in it must arrive as text.
+    assert "<b>" not in parsed.entries[0].summary
     assert "Trending: #1 today · 212 upvotes." in parsed.entries[0].summary
     assert parsed.entries[0].link.endswith(f"/papers/{hostile.arxiv_id}")
     assert "Bob's paper only" not in response.content.decode()
