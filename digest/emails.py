@@ -320,6 +320,21 @@ def _feed_url(subscriber: Subscriber) -> str:
     return settings.SITE_URL + reverse("feed_atom", args=[subscriber.feed_key])
 
 
+def _top_papers_link(items: Sequence[DigestItemLike], edition_date: dt.date) -> Link | None:
+    """The public page of the day the digest's trending picks were listed; None for a
+    digest without any (a topics-only reader's)."""
+    days = [
+        item.paper.batch_date
+        for item in items
+        if any(isinstance(r, dict) and r.get("field") == "trending" for r in item.reasons or [])
+    ]
+    if not days:
+        return None
+    day = max(days)
+    label = "Today’s top papers" if day == edition_date else f"Top papers of {short_date(day)}"
+    return Link(label, absolute(reverse("papers_day", args=[day.isoformat()])))
+
+
 def digest_context(
     *,
     subscriber: Subscriber,
@@ -366,7 +381,7 @@ def digest_context(
         "unsubscribe_url": unsubscribe_url(subscriber),
         "manage_url": manage_url(subscriber),
         "feed_url": _feed_url(subscriber),
-        "papers_url": settings.SITE_URL + reverse("papers"),
+        "top_papers": _top_papers_link(items, edition_date),
         "view_in_browser_url": "" if for_browser else digest_url(subscriber, edition_date),
         "site_url": settings.SITE_URL,
         "site_name": settings.SITE_URL.split("://", 1)[-1],

@@ -36,7 +36,9 @@ from digest.models import Delivery
 
 from .csv_export import subscribers_csv
 from .csv_import import MAX_IMPORT_BYTES, ImportMode, ImportReport, subscribers_import
+from .form_fields import HOUR_CHOICES, WEEKDAY_CHOICES
 from .models import EmailEvent, Subscriber
+from .schedule import timezone_names, zone
 from .services import subscriber_suppress, subscriber_unsuppress
 from .signup import confirmation_send
 from .topics import InvalidInterest, clean_interests
@@ -44,6 +46,7 @@ from .topics import InvalidInterest, clean_interests
 OPERATOR_SUPPRESS_REASON = "suppressed by an operator"
 RECENT_EVENTS = 10
 BOUNCED = "bounced"  # anymail's EventType.BOUNCED, as EmailEvent.event_type stores it
+_DAYS = {day: name[:3] for day, name in WEEKDAY_CHOICES}  # 5: "Fri"
 
 
 def _count_of(queryset: QuerySet[Any]) -> Coalesce:
@@ -53,11 +56,38 @@ def _count_of(queryset: QuerySet[Any]) -> Coalesce:
 
 
 class SubscriberForm(forms.ModelForm[Subscriber]):
-    """The change form checks what the public forms check: tidy topics, 1–20 papers."""
+    """The change form checks what the public forms check: tidy topics (none is a trending
+    reader), 1–20 papers, an hour, a weekday and a time zone that exist."""
+
+    send_hour = forms.TypedChoiceField(label="Hour", choices=HOUR_CHOICES, coerce=int)
+    send_weekday = forms.TypedChoiceField(
+        label="Weekday", choices=WEEKDAY_CHOICES, coerce=int, help_text="Weekly readers only."
+    )
+    time_zone = forms.ChoiceField(
+        choices=lambda: [(name, name) for name in timezone_names()],
+        help_text="The hour is in this zone.",
+    )
 
     class Meta:
         model = Subscriber
-        fields = ("email", "status", "interests", "intent", "frequency", "max_papers")
+        fields = (
+            "email",
+            "status",
+            "interests",
+            "intent",
+            "trending",
+            "frequency",
+            "max_papers",
+            "channel",
+            "send_hour",
+            "send_weekday",
+            "time_zone",
+        )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Without topics the reader gets the trending list whatever the mix says.
+        self.fields["trending"].help_text = "Readers without topics get trending only."
 
     def clean_interests(self) -> list[str]:
         raw = self.cleaned_data["interests"]
@@ -78,8 +108,9 @@ class SubscriberForm(forms.ModelForm[Subscriber]):
 class ImportForm(forms.Form):
     file = forms.FileField(
         label="CSV file",
-        help_text="Columns: email, topics (separated by “;”), frequency (daily or weekly, "
-        "optional), max_papers (1–20, optional). A header row is optional. UTF-8, "
+        help_text="Columns: email, topics (separated by “;”; empty for the day’s trending "
+        "papers), frequency (daily or weekly, optional), max_papers (1–20, optional). A header "
+        "row is optional. UTF-8, "
         f"at most {MAX_IMPORT_BYTES // (1024 * 1024)} MB.",
     )
     mode = forms.ChoiceField(
@@ -110,13 +141,26 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
         "email",
         "status",
         "topics",
+        "when",
+        "time_zone",
+        "trending",
+        "channel",
         "signed_up",
         "confirmed",
         "last_digest",
         "digests_sent",
         "bounces",
     )
-    list_filter = ("status", "frequency", "created_at", "confirmed_at")
+    list_filter = (
+        "status",
+        "frequency",
+        "trending",
+        "channel",
+        "send_hour",
+        "time_zone",
+        "created_at",
+        "confirmed_at",
+    )
     search_fields = ("email", "interests")
     date_hierarchy = "created_at"
     readonly_fields = (
@@ -130,9 +174,23 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
         "soft_bounces",
         "digest_activity",
         "recent_events",
+        "next_digest",
     )
     fieldsets = (
-        (None, {"fields": ("email", "status", "interests", "intent", "frequency", "max_papers")}),
+        (None, {"fields": ("email", "status", "interests", "intent", "trending", "max_papers")}),
+        (
+            "Schedule and delivery",
+            {
+                "fields": (
+                    "frequency",
+                    "send_hour",
+                    "send_weekday",
+                    "time_zone",
+                    "next_digest",
+                    "channel",
+                )
+            },
+        ),
         (
             "History",
             {
@@ -176,7 +234,13 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
 
     @admin.display(description="Topics")
     def topics(self, obj: Subscriber) -> str:
-        return ", ".join(obj.interests)
+        return ", ".join(obj.interests) or "– (trending)"
+
+    @admin.display(description="When", ordering="send_hour")
+    def when(self, obj: Subscriber) -> str:
+        """ "07:00 daily", "18:00 Fri": the hour in the reader's own zone."""
+        day = "daily" if obj.frequency != Subscriber.Frequency.WEEKLY else _DAYS[obj.send_weekday]
+        return f"{obj.send_hour:02d}:00 {day}"
 
     # Times as "2026-03-10 07:00" (in the site's time zone): the admin's long format
     # ("March 10, 2026, 7 a.m.") would push the counts off the side of the list.
@@ -201,6 +265,25 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
         return int(getattr(obj, "_bounces", 0))
 
     # --- Change page --------------------------------------------------------------------
+
+    @admin.display(description="Next digest")
+    def next_digest(self, obj: Subscriber) -> str:
+        """When it is owed, in UTC and in the reader's zone; or, before the next run has
+        worked it out, when that run will make it."""
+        if obj.pk is None:
+            return "–"
+        if obj.status != Subscriber.Status.ACTIVE:
+            return f"None while {obj.get_status_display().lower()}."
+        due = obj.next_due_at
+        note = ""
+        if due is None:
+            due = obj.schedule.next_after(timezone.now())
+            note = " (not planned yet: the next hourly run works it out, from this schedule)"
+        local = due.astimezone(zone(obj.time_zone))
+        return (
+            f"{due.astimezone(dt.UTC):%a %Y-%m-%d %H:%M} UTC · "
+            f"{local:%a %Y-%m-%d %H:%M} {obj.time_zone}{note}"
+        )
 
     @admin.display(description="Digests")
     def digest_activity(self, obj: Subscriber) -> str:
@@ -262,6 +345,8 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
         # set, so the history and the unsuppress rules stay right.
         if "status" in form.changed_data:
             _stamp_status_change(obj, previous=form.initial.get("status"))
+        if change and set(Subscriber.SCHEDULE_FIELDS) & set(form.changed_data):
+            obj.next_due_at = None  # a new schedule: the next run works out when
         super().save_model(request, obj, form, change)
 
     # --- Actions ------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Import subscribers from a CSV file an operator uploads in the admin.
 
-The file has the columns email, topics (separated by ";"), frequency (optional: daily or
-weekly) and max_papers (optional: 1–20). A header row naming the columns is optional; with
-one, the columns may come in any order and other columns are ignored, so a file from the
-admin's "Export CSV" imports back as it is.
+The file has the columns email, topics (separated by ";"; empty for a reader of the day's
+trending papers), frequency (optional: daily or weekly) and max_papers (optional: 1–20).
+A header row naming the columns is optional; with one, the columns may come in any order
+and other columns are ignored, so a file from the admin's "Export CSV" imports back as it
+is.
 
 Every row is checked on its own: a bad row is reported with its line number and the
 reason, and the good rows are imported anyway, so one typo does not send the operator
@@ -21,9 +22,10 @@ suppressed      not touched, reported: it bounced or complained; only the "Unsup
                 action puts it back
 ==============  ==========================================================================
 
-A blank frequency or max_papers keeps an existing subscriber's setting (a new one gets
-the defaults). The whole file is read and parsed before anything is written: a file that
-is not CSV, not UTF-8 or too big is refused as a whole and changes nothing.
+A blank frequency, max_papers or topics cell keeps an existing subscriber's setting; a new
+subscriber gets the defaults, and no topics (the trending papers, most upvoted first).
+The whole file is read and parsed before anything is written: a file that is not CSV,
+not UTF-8 or too big is refused as a whole and changes nothing.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ class _Row:
 class _GoodRow:
     line: int
     email: str
-    topics: list[str]
+    topics: list[str] | None  # None: keep the subscriber's (a new one has none)
     frequency: str | None  # None: keep the subscriber's (or the default)
     max_papers: int | None
 
@@ -156,7 +158,9 @@ def _header_columns(cells: Sequence[str]) -> list[str] | None:
     names = [_ALIASES.get(name, name) for name in names]
     if "email" not in names:
         return None
-    if "topics" not in names:
+    if "topics" not in names and len(names) > 1:
+        # A lone "email" column is a list of trending readers; more columns without one
+        # named "topics" is a misspelt header, which would import every row without topics.
         raise _FileRefused("The header row has an “email” column but no “topics” column.")
     return names
 
@@ -201,13 +205,13 @@ def _clean_email(raw: str) -> str:
     return address
 
 
-def _clean_topics(raw: str) -> list[str]:
+def _clean_topics(raw: str) -> list[str] | None:
     try:
         topics = clean_interests(unquote_cell(raw.strip()).split(";"))
     except InvalidInterest as exc:
         raise _BadValue(f"bad topics: {exc}") from None
     if not topics:
-        raise _BadValue("no topics")
+        return None  # a new reader gets the trending papers; an existing one keeps theirs
     if all(topic.startswith("-") for topic in topics):
         raise _BadValue("no topics: a topic starting with “-” only leaves papers out")
     return topics
@@ -255,6 +259,12 @@ def _check_row(row: _Row) -> _GoodRow:
 _SETTINGS = ("status", "interests", "frequency", "max_papers")
 
 
+def _topics_of(row: _GoodRow, existing: Subscriber | None) -> list[str]:
+    if row.topics is not None:
+        return row.topics
+    return list(existing.interests) if existing is not None else []  # blank: kept, or none
+
+
 def _import_row(
     row: _GoodRow,
     mode: ImportMode,
@@ -280,7 +290,7 @@ def _import_row(
         before = {name: getattr(existing, name) for name in _SETTINGS} if existing else None
         subscriber, created = subscriber_add(
             email=row.email,
-            interests=row.topics,
+            interests=_topics_of(row, existing),
             frequency=row.frequency
             or (existing.frequency if existing else Subscriber.Frequency.DAILY),
             max_papers=row.max_papers or (existing.max_papers if existing else DEFAULT_PAPERS),

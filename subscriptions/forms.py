@@ -19,6 +19,7 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 
+from .form_fields import hour_field, trending_field, weekday_field, zone_field, zone_from_text
 from .intent import (
     INTENT_HELP,
     INTENT_LABEL,
@@ -29,7 +30,6 @@ from .intent import (
     clean_intent,
 )
 from .models import Subscriber, normalise_email
-from .schedule import is_timezone
 from .topics import MAX_INTERESTS, MAX_TOPICS_TEXT, InvalidInterest, topics_from_text
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path, less the angle brackets
@@ -81,23 +81,10 @@ class SignupForm(forms.Form):
         max_length=MAX_TOPICS_TEXT,
         error_messages={"max_length": f"That is more text than {MAX_INTERESTS} topics can hold."},
     )
-    trending = forms.ChoiceField(
-        label="Trending papers",
-        choices=Subscriber.Trending.choices,
-        initial=Subscriber.Trending.NONE,
-        required=False,
-        widget=forms.RadioSelect,
-        error_messages={"invalid_choice": "Choose how much of the trending list to add."},
-    )
-    send_hour = forms.TypedChoiceField(
-        label="Arrives at",
-        choices=[(h, f"{h:02d}:00") for h in range(24)],
-        coerce=int,
-        required=False,  # not given: the operator's default hour
-        empty_value=None,
-        error_messages={"invalid_choice": "Choose an hour from 00:00 to 23:00."},
-    )
-    time_zone = forms.CharField(label="Time zone", required=False, max_length=64)
+    trending = trending_field("With your topics")
+    send_hour = hour_field()
+    send_weekday = weekday_field()  # weekly readers
+    time_zone = zone_field()
     # Optional; tidied, then held to MAX_INTENT_LENGTH in clean_intent.
     intent = forms.CharField(
         label=INTENT_LABEL,
@@ -138,7 +125,9 @@ class SignupForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["trending"].initial = Subscriber.Trending.NONE
         self.fields["send_hour"].initial = settings.PAPERBOY_SEND_HOUR
+        self.fields["send_weekday"].initial = settings.PAPERBOY_WEEKLY_WEEKDAY
         self.fields["time_zone"].initial = settings.PAPERBOY_DEFAULT_TIMEZONE
         if not self.is_bound:
             self.initial.setdefault("started", form_stamp())
@@ -150,13 +139,23 @@ class SignupForm(forms.Form):
         hour = self.cleaned_data.get("send_hour")
         return int(settings.PAPERBOY_SEND_HOUR if hour is None else hour)
 
+    def clean_send_weekday(self) -> int:
+        day = self.cleaned_data.get("send_weekday")
+        return int(settings.PAPERBOY_WEEKLY_WEEKDAY if day is None else day)
+
     def clean_time_zone(self) -> str:
-        zone = str(self.cleaned_data.get("time_zone") or "").strip()
-        if not zone:
-            return str(settings.PAPERBOY_DEFAULT_TIMEZONE)
-        if not is_timezone(zone):
-            raise ValidationError("Choose a time zone by its name, like Europe/Berlin or UTC.")
-        return zone
+        return zone_from_text(self.cleaned_data.get("time_zone") or "") or str(
+            settings.PAPERBOY_DEFAULT_TIMEZONE
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        # The mix only means something with topics (the page hides it without them, but
+        # a page without JavaScript still sends it): a reader without any gets the
+        # trending list whatever it says, and keeps the default should they add topics.
+        if "topics" in data and not data["topics"]:
+            data["trending"] = Subscriber.Trending.NONE
+        return data
 
     def looks_automated(self) -> bool:
         """The honeypot is filled in, or the form came back too fast or without our stamp."""

@@ -1,4 +1,5 @@
-"""The manage page's settings form: topics, what they are looking for, how often, how many."""
+"""The manage page's settings form: topics (optional), what they are looking for, the
+trending mix, how often and when, how many, and email or feed only."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from django import forms
 
+from .form_fields import hour_field, trending_field, weekday_field, zone_field, zone_from_text
 from .intent import (
     INTENT_HELP,
     INTENT_LABEL,
@@ -15,22 +17,21 @@ from .intent import (
     InvalidIntent,
     clean_intent,
 )
-from .manage import MAX_PAPERS, MIN_PAPERS, weekly_day_name
+from .manage import MAX_PAPERS, MIN_PAPERS
 from .models import Subscriber
-from .schedule import is_timezone
 from .topics import MAX_INTERESTS, MAX_TOPICS_TEXT, InvalidInterest, topics_from_text
 
 
 class DigestSettingsForm(forms.Form):
     topics = forms.CharField(
         label="Topics",
-        required=False,  # an empty box gets our own message, not "This field is required."
+        required=False,  # none: the day's trending papers
         strip=False,
         max_length=MAX_TOPICS_TEXT,
         error_messages={"max_length": f"That is more text than {MAX_INTERESTS} topics can hold."},
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "autocapitalize": "none"}),
-        help_text="One per line. Start a line with “-” to leave out papers that "
-        "mention it, e.g. -survey.",
+        help_text="Optional: leave it empty for the day’s trending papers. One per line; "
+        "start a line with “-” to leave out papers that mention it, e.g. -survey.",
     )
     # Optional; tidied, then held to MAX_INTENT_LENGTH in clean_intent.
     intent = forms.CharField(
@@ -58,37 +59,20 @@ class DigestSettingsForm(forms.Form):
         },
     )
 
-    trending = forms.ChoiceField(
-        label="With your topics",
-        choices=Subscriber.Trending.choices,
-        required=False,
-        widget=forms.RadioSelect,
-        help_text="Without topics you get the trending papers, most upvoted first.",
-    )
-    send_hour = forms.TypedChoiceField(
-        label="Arrives at",
-        choices=[(h, f"{h:02d}:00") for h in range(24)],
-        coerce=int,
-        required=False,
-        empty_value=None,
-    )
-    time_zone = forms.CharField(label="Time zone", required=False, max_length=64)
+    trending = trending_field("With your topics")
+    send_hour = hour_field()
+    send_weekday = weekday_field()
+    time_zone = zone_field()
     channel = forms.ChoiceField(
         label="Delivered by",
-        choices=Subscriber.Channel.choices,
+        choices=[
+            (Subscriber.Channel.EMAIL.value, "Email"),
+            (Subscriber.Channel.FEED.value, "Feed only, no email"),
+        ],
         required=False,
         widget=forms.RadioSelect,
+        error_messages={"invalid_choice": "Choose email or the feed only."},
     )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Say which day a weekly digest comes: a setting, so not known at import time.
-        field = self.fields["frequency"]
-        assert isinstance(field, forms.ChoiceField)
-        field.choices = [
-            (Subscriber.Frequency.DAILY.value, "Daily"),
-            (Subscriber.Frequency.WEEKLY.value, f"Weekly, on {weekly_day_name()}s"),
-        ]
 
     @classmethod
     def for_subscriber(cls, subscriber: Subscriber) -> DigestSettingsForm:
@@ -100,26 +84,25 @@ class DigestSettingsForm(forms.Form):
                 "max_papers": subscriber.max_papers,
                 "trending": subscriber.trending,
                 "send_hour": subscriber.send_hour,
+                "send_weekday": subscriber.send_weekday,
                 "time_zone": subscriber.time_zone,
                 "channel": subscriber.channel,
             }
         )
 
     def choices(self) -> dict[str, Any]:
-        """The schedule and delivery fields that were given (a field left out keeps its
-        saved value)."""
-        names = ("trending", "send_hour", "time_zone", "channel")
+        """The mix, schedule and delivery fields that were given: a field left out keeps
+        its saved value, and so does the mix of a reader without topics (the page hides
+        it then; it means nothing until they add one)."""
+        names = ["send_hour", "send_weekday", "time_zone", "channel"]
+        if self.cleaned_data.get("topics"):
+            names.append("trending")
         return {
             n: self.cleaned_data[n] for n in names if self.cleaned_data.get(n) not in ("", None)
         }
 
     def clean_time_zone(self) -> str:
-        zone = str(self.cleaned_data.get("time_zone") or "").strip()
-        if zone and not is_timezone(zone):
-            raise forms.ValidationError(
-                "Choose a time zone by its name, like Europe/Berlin or UTC."
-            )
-        return zone
+        return zone_from_text(self.cleaned_data.get("time_zone") or "")
 
     def clean_topics(self) -> list[str]:
         try:

@@ -7,13 +7,11 @@ function of its own, reached only by a POST.
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
@@ -123,10 +121,6 @@ def subscriber_feed_key_renew(*, subscriber: Subscriber) -> None:
     subscriber.save(update_fields=["feed_key"])
 
 
-def weekly_day_name() -> str:
-    return calendar.day_name[settings.PAPERBOY_WEEKLY_WEEKDAY - 1]
-
-
 # --- Preview ----------------------------------------------------------------------------
 
 
@@ -163,6 +157,7 @@ def digest_preview(
     frequency: str,
     max_papers: int,
     intent: str | None = None,
+    trending: str | None = None,
 ) -> Preview:
     """The digest the subscriber would get from the latest papers with these settings.
 
@@ -181,6 +176,11 @@ def digest_preview(
         intent=subscriber.intent if intent is None else intent,
         frequency=frequency,
         max_papers=max_papers,
+        trending=trending or subscriber.trending,
+        channel=subscriber.channel,
+        time_zone=subscriber.time_zone,
+        send_hour=subscriber.send_hour,
+        send_weekday=subscriber.send_weekday,
     )
     items, reason = subscriber_preview(subscriber=draft, date=date)
     return Preview(
@@ -277,6 +277,12 @@ def subscriber_export(*, subscriber: Subscriber) -> dict[str, Any]:
             "intent": subscriber.intent,
             "frequency": subscriber.frequency,
             "max_papers": subscriber.max_papers,
+            "trending": subscriber.trending,
+            "channel": subscriber.channel,
+            "time_zone": subscriber.time_zone,
+            "send_hour": subscriber.send_hour,
+            "send_weekday": subscriber.send_weekday,
+            "next_due_at": _when(subscriber.next_due_at),
             "created_at": _when(subscriber.created_at),
             "confirmation_sent_at": _when(subscriber.confirmation_sent_at),
             "confirmed_at": _when(subscriber.confirmed_at),

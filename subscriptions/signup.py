@@ -10,8 +10,8 @@ subscribes. What differs happens in the owner's inbox only:
 address is      what happens
 ==============  ==================================================================
 new             pending; confirmation email
-pending         topics, intent and frequency updated to what was typed now; confirmation
-                sent again, but at most once per CONFIRMATION_INTERVAL
+pending         settings (topics, mix, frequency, hour, zone…) updated to what was typed
+                now; confirmation sent again, but at most once per CONFIRMATION_INTERVAL
 unsubscribed    pending again, with the new settings; confirmation email
 active, paused  nothing changes (a stranger must not edit someone's topics); a short
                 "you're already subscribed" email with the settings link, at most
@@ -102,7 +102,8 @@ def subscriber_signup(
 ) -> Outcome:
     """Ask for a subscription: the form's cleaned data and the client's IP key.
 
-    `choices`: more of the reader's settings (trending, send_hour, time_zone).
+    `choices`: more of the reader's settings (trending, send_hour, send_weekday,
+    time_zone), stored like the rest; without topics the reader gets the trending list.
 
     Raises ratelimit.RateLimited before touching the database when over a limit.
     """

@@ -8,6 +8,7 @@ personal settings, and Back after a delete must not bring them up again.
 
 from __future__ import annotations
 
+import calendar
 import functools
 import json
 from collections.abc import Callable
@@ -42,6 +43,7 @@ from .manage import (
     subscriber_settings_update,
 )
 from .models import Subscriber
+from .schedule import timezone_names
 from .tokens import BadToken, Purpose, make_token, subscriber_for_token
 
 ManageView = Callable[[HttpRequest, Subscriber, str], HttpResponse]
@@ -90,6 +92,7 @@ def _preview(subscriber: Subscriber, form: DigestSettingsForm) -> dict[str, Any]
         intent=data["intent"],
         frequency=data["frequency"],
         max_papers=data["max_papers"],
+        trending=data["trending"],
     )
     return {"preview": preview, "preview_error": ""}
 
@@ -117,6 +120,8 @@ def _page(
         "feedback": subscriber_feedback(subscriber=subscriber),
         "feed": feed_urls(subscriber),
         "next_digest": next_digest_words(subscriber),
+        "weekday_name": calendar.day_name[subscriber.send_weekday - 1],
+        "time_zones": timezone_names(),
         "feed_new_url": reverse("subscriptions:manage_feed_new", args=[token]),
         **_preview(subscriber, form or _saved_form(subscriber)),
         **_urls(subscriber, token),

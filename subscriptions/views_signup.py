@@ -5,6 +5,7 @@ Views are thin: the form checks what was typed, subscriptions/signup.py does the
 
 from __future__ import annotations
 
+import calendar
 from email.utils import parseaddr
 from typing import Any
 
@@ -15,6 +16,8 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from digest.papers_pages import latest_top_papers
+
 from .forms import MAX_PAPERS, MIN_PAPERS, SignupForm
 from .links import manage_url
 from .models import Subscriber
@@ -24,7 +27,6 @@ from .signup import (
     REQUESTS_PER_ADDRESS,
     LinkState,
     confirm_link_read,
-    home_sample,
     subscriber_confirm,
     subscriber_resend,
     subscriber_signup,
@@ -54,32 +56,35 @@ def _home(request: HttpRequest, form: SignupForm) -> HttpResponse:
     suggestions = topic_suggestions()
     context: dict[str, Any] = {
         "form": form,
-        "sample": home_sample(),
+        "top_papers": latest_top_papers(),
         "suggestions": suggestions,
         "popular": suggestions[:SUGGESTIONS_VISIBLE],
         "min_papers": MIN_PAPERS,
         "max_papers": MAX_PAPERS,
         "max_topics": MAX_INTERESTS,
-        **_schedule(),
         "time_zones": timezone_names(),
         "default_zone": settings.PAPERBOY_DEFAULT_TIMEZONE,
     }
     return render(request, "subscriptions/home.html", context)
 
 
-def _schedule(subscriber: Subscriber | None = None) -> dict[str, str]:
-    """When digests go out, in words, for the pages that promise them: the reader's own
-    hour and zone, or the defaults."""
-    weekdays = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-    if subscriber is None:
-        hour, zone = settings.PAPERBOY_SEND_HOUR, settings.PAPERBOY_DEFAULT_TIMEZONE
-        weekday = settings.PAPERBOY_WEEKLY_WEEKDAY
-    else:
-        hour, zone, weekday = subscriber.send_hour, subscriber.time_zone, subscriber.send_weekday
+def _schedule(subscriber: Subscriber) -> dict[str, str]:
+    """When their digests come, in words, for the pages that confirm a new reader."""
+    hour, zone = subscriber.send_hour, subscriber.time_zone
     return {
         "send_time": f"{hour:02d}:00 {zone.replace('_', ' ')}",
-        "weekly_day": weekdays[weekday - 1],
+        "weekly_day": calendar.day_name[subscriber.send_weekday - 1],
+        "every_day": _every(hour),
     }
+
+
+def _every(hour: int) -> str:
+    """ "every morning", for a digest at 07:00; "every evening" at 19:00."""
+    if 5 <= hour < 12:
+        return "every morning"
+    if 12 <= hour < 17:
+        return "every afternoon"
+    return "every evening" if 17 <= hour < 22 else "every night"
 
 
 def _too_many(request: HttpRequest, exc: RateLimited) -> HttpResponse:
@@ -123,6 +128,7 @@ def home(request: HttpRequest) -> HttpResponse:
             ip=client_ip(request),
             trending=data["trending"],
             send_hour=data["send_hour"],
+            send_weekday=data["send_weekday"],
             time_zone=data["time_zone"],
         )
     except RateLimited as exc:
@@ -185,12 +191,12 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
         "token": token,
         "just_confirmed": just_confirmed,
         "valid_days": CONFIRM_MAX_AGE.days,
+        **_schedule(link.subscriber),
     }
     if state is LinkState.CONFIRMED:
         context["manage_url"] = manage_url(link.subscriber)
         # "Add us to your contacts": the bare address, as a person would type it in.
         context["from_address"] = parseaddr(settings.PAPERBOY_FROM_EMAIL)[1]
-        context.update(_schedule(link.subscriber))
     return render(request, _CONFIRM_PAGES[state], context)
 
 

@@ -236,6 +236,11 @@ def test_choosing_a_status_by_hand_records_when(admin_client: Client, bob: Subsc
         "interests": '["RLHF", "  reward   model "]',
         "frequency": "daily",
         "max_papers": "10",
+        "trending": "none",
+        "channel": "email",
+        "send_hour": "7",
+        "send_weekday": "1",
+        "time_zone": "UTC",
     }
     assert admin_client.post(url, form).status_code == 302
     bob.refresh_from_db()
@@ -250,6 +255,76 @@ def test_choosing_a_status_by_hand_records_when(admin_client: Client, bob: Subsc
     assert refused.status_code == 200
     assert "Choose a number from 1 to 20." in refused.content.decode()
     assert "JSON list" in refused.content.decode()
+
+
+def test_the_list_shows_each_readers_hour_zone_mix_and_channel_and_filters_by_them(
+    admin_client: Client, alice: Subscriber, make_subscriber: Callable[..., Subscriber]
+) -> None:
+    make_subscriber(
+        "fay@example.org",
+        [],
+        frequency="weekly",
+        send_weekday=5,
+        send_hour=18,
+        time_zone="Europe/Berlin",
+        channel="feed",
+    )
+    make_subscriber("gil@example.org", ["RLHF"], trending="few")
+    url = reverse(CHANGELIST)
+
+    page = admin_client.get(url).content.decode()
+    for shown in ("18:00 Fri", "07:00 daily", "Europe/Berlin", "– (trending)", "Feed only"):
+        assert shown in page
+    for column in ("When", "Time zone", "Trending", "Channel"):
+        assert column in page
+
+    def emails(**query: str) -> list[str]:
+        return [s.email for s in admin_client.get(url, query).context["cl"].result_list]
+
+    assert emails(channel__exact="feed") == ["fay@example.org"]
+    assert emails(trending__exact="few") == ["gil@example.org"]
+    assert emails(time_zone="Europe/Berlin") == ["fay@example.org"]
+    assert emails(send_hour="7") == ["alice@example.org", "gil@example.org"]
+
+
+def test_the_change_page_says_when_the_next_digest_comes_and_edits_the_schedule(
+    admin_client: Client, alice: Subscriber
+) -> None:
+    due = dt.datetime(2026, 4, 7, 5, 0, tzinfo=dt.UTC)
+    Subscriber.objects.filter(pk=alice.pk).update(
+        time_zone="Europe/Berlin", send_hour=7, next_due_at=due
+    )
+    url = reverse("admin:subscriptions_subscriber_change", args=[alice.pk])
+
+    page = admin_client.get(url).content.decode()
+    assert "Tue 2026-04-07 05:00 UTC · Tue 2026-04-07 07:00 Europe/Berlin" in page
+
+    form = {
+        "email": alice.email,
+        "status": "active",
+        "interests": '["diffusion"]',
+        "intent": "",
+        "trending": "few",
+        "frequency": "daily",
+        "max_papers": "10",
+        "channel": "email",
+        "send_hour": "9",
+        "send_weekday": "1",
+        "time_zone": "Europe/Berlin",
+    }
+    assert admin_client.post(url, form).status_code == 302
+    alice.refresh_from_db()
+    assert (alice.send_hour, alice.trending, alice.next_due_at) == (9, "few", None)
+    page = admin_client.get(url).content.decode()
+    assert "not planned yet: the next hourly run works it out" in page
+
+    refused = admin_client.post(url, {**form, "time_zone": "Mars/Olympus", "send_hour": "24"})
+    assert refused.status_code == 200
+    assert "Select a valid choice. Mars/Olympus is not one of the available choices." in (
+        refused.content.decode()
+    )
+    alice.refresh_from_db()
+    assert (alice.time_zone, alice.send_hour) == ("Europe/Berlin", 9)
 
 
 # --- Actions ------------------------------------------------------------------------------
@@ -421,7 +496,7 @@ MIXED = (
     "Dave@Example.org ,diffusion; speech recognition ;-survey,weekly,7\r\n"  # 2 new
     "alice@example.org,video generation,,\r\n"  # 3: update alice's topics, keep the rest
     "not-an-address,diffusion,,\r\n"  # 4
-    "gina@example.org,,daily,5\r\n"  # 5
+    "gina@example.org,,daily,5\r\n"  # 5: no topics, a trending reader
     "hank@example.org,-survey,daily,5\r\n"  # 6
     "ivy@example.org,diffusion,hourly,5\r\n"  # 7
     "jo@example.org,diffusion,daily,0\r\n"  # 8
@@ -458,7 +533,6 @@ def test_importing_a_file_with_good_and_bad_rows_pre_confirmed(
     report = response.context["report"]
     assert [(r.line, r.reason) for r in report.bad_rows] == [
         (4, "bad email address “not-an-address”"),
-        (5, "no topics"),
         (6, "no topics: a topic starting with “-” only leaves papers out"),
         (7, "bad frequency “hourly”: use daily or weekly"),
         (8, "max_papers “0” is not a whole number from 1 to 20"),
@@ -471,7 +545,7 @@ def test_importing_a_file_with_good_and_bad_rows_pre_confirmed(
         (16, "max_papers “21” is not a whole number from 1 to 20"),
         (17, "contains control characters (a line break or tab inside a cell?)"),
     ]  # fmt: skip
-    assert (report.added, report.updated, report.unchanged) == (2, 1, 0)
+    assert (report.added, report.updated, report.unchanged) == (3, 1, 0)
     page = response.content.decode()
     assert "<td>13</td><td>mallory@example.org</td>" in page
     assert "duplicate: the address is on line 2" in page
@@ -479,6 +553,8 @@ def test_importing_a_file_with_good_and_bad_rows_pre_confirmed(
     assert (dave.status, dave.frequency, dave.max_papers) == ("active", "weekly", 7)
     assert dave.interests == ["diffusion", "speech recognition", "-survey"]
     assert dave.confirmed_at is not None
+    gina = Subscriber.objects.get(email="gina@example.org")
+    assert (gina.interests, gina.effective_trending, gina.max_papers) == ([], "only", 5)
     pat = Subscriber.objects.get(email="pat@example.org")
     assert (pat.status, pat.frequency, pat.max_papers) == ("active", "daily", 10)
     alice.refresh_from_db()
@@ -516,6 +592,27 @@ def test_importing_with_confirmation_emails_the_new_addresses_only(
     alice.refresh_from_db()
     assert alice.status == "active" and alice.interests == ["diffusion", "robots"]
     assert "1</strong> confirmation email sent" in response.content.decode()
+
+
+def test_importing_readers_without_topics(
+    admin_client: Client, alice: Subscriber, django_capture_on_commit_callbacks: Any
+) -> None:
+    # A list of addresses alone: trending readers. A blank topics cell keeps alice's.
+    data = b"email\nnew@example.org\n"
+    with django_capture_on_commit_callbacks(execute=True):
+        report = upload(admin_client, data, mode="pre_confirmed").context["report"]
+    assert (report.added, report.bad_rows) == (1, [])
+    new = Subscriber.objects.get(email="new@example.org")
+    assert (new.interests, new.effective_trending, new.status) == ([], "only", "active")
+
+    data = b"email,topics,frequency\nalice@example.org,,weekly\n"
+    report = upload(admin_client, data, mode="pre_confirmed").context["report"]
+    assert (report.updated, report.bad_rows) == (1, [])
+    alice.refresh_from_db()
+    assert (alice.interests, alice.frequency) == (
+        ["diffusion", "video generation", "-survey"],
+        "weekly",
+    )
 
 
 @pytest.mark.parametrize(

@@ -79,7 +79,10 @@ def test_add_subscriber_without_topics_adds_a_trending_reader_at_their_own_hour(
         "--hour",
         "18",
     )
-    assert "Updated fay@example.org: RLHF; Fridays at 18:00 Europe/Berlin" in out
+    assert (
+        "Updated fay@example.org: RLHF, plus the top 3 trending; Fridays at 18:00 "
+        "Europe/Berlin; feed only, no email"
+    ) in out
     fay.refresh_from_db()
     assert (fay.trending, fay.channel, fay.send_weekday) == ("few", "feed", 5)
     assert fay.next_due_at is None  # a new schedule: the next run works it out again
@@ -88,7 +91,28 @@ def test_add_subscriber_without_topics_adds_a_trending_reader_at_their_own_hour(
         run("add_subscriber", "gus@example.org", "--timezone", "Mars/Olympus")
     with pytest.raises(CommandError, match="not an hour"):
         run("add_subscriber", "gus@example.org", "--hour", "24")
+    with pytest.raises(CommandError, match="not a weekday"):
+        run("add_subscriber", "gus@example.org", "--weekday", "8")
+    with pytest.raises(CommandError, match="invalid choice: 'lots'"):
+        run("add_subscriber", "gus@example.org", "--trending", "lots")
     assert not Subscriber.objects.filter(email="gus@example.org").exists()
+
+
+def test_add_subscriber_reads_a_day_by_its_short_name_and_keeps_topics_for_trending_only() -> None:
+    out = run(
+        "add_subscriber",
+        "hal@example.org",
+        "RLHF",
+        "--trending",
+        "only",
+        "--frequency",
+        "weekly",
+        "--weekday",
+        "Sun",
+    )
+    assert "the trending papers only (topics kept: RLHF); Sundays at 07:00 UTC" in out
+    hal = Subscriber.objects.get(email="hal@example.org")
+    assert (hal.send_weekday, hal.effective_trending, hal.channel) == (7, "only", "email")
 
 
 def test_scrape_papers_reports_what_it_stored(

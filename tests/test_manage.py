@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import time_machine
 from django.test import Client
 from django.utils import timezone
 
@@ -189,7 +190,7 @@ def test_saving_topics_frequency_and_papers_per_email(
     assert alice.max_papers == 5
     page = text(client.get(page_of(alice)))
     assert "Saved. Your next digest uses these settings." in page
-    assert "Weekly digest · Up to 5 papers an email" in page
+    assert "Weekly on Mondays at 07:00 (UTC) · Up to 5 papers a digest" in page
     assert '<li class="chip">Text-to-Speech</li>' in page
 
     client.post(page_of(alice), form_data(frequency="daily", max_papers="20"))
@@ -209,6 +210,10 @@ def test_saving_topics_frequency_and_papers_per_email(
         ({"max_papers": "21"}, "max_papers", "Choose a number from 1 to 20."),
         ({"max_papers": "lots"}, "max_papers", "Choose a number from 1 to 20."),
         ({"frequency": "hourly"}, "frequency", "Select a valid choice."),
+        ({"time_zone": "Mars/Olympus"}, "time_zone", "like Europe/Berlin or UTC"),
+        ({"send_hour": "25"}, "send_hour", "from 00:00 to 23:00"),
+        ({"send_weekday": "0"}, "send_weekday", "a day of the week"),
+        ({"channel": "pigeon"}, "channel", "email or the feed only"),
     ],
 )
 def test_a_mistake_is_shown_next_to_its_field_and_what_she_typed_is_kept(
@@ -229,7 +234,7 @@ def test_a_mistake_is_shown_next_to_its_field_and_what_she_typed_is_kept(
     # The message sits in the field's own error list, which the input points to.
     error_list = re.search(rf'<ul class="errorlist" id="id_{field}_error">(.*?)</ul>', page, re.S)
     assert error_list and message in error_list.group(1), page
-    if field != "frequency":
+    if field not in ("frequency", "channel"):
         assert re.search(rf'name="{field}"[^>]*aria-invalid="true"', page)
     # What she typed is still there to fix.
     typed = data["topics"]
@@ -492,6 +497,8 @@ def test_she_can_download_everything_kept_about_her(
     assert me["status"] == "active"
     assert me["topics"] == ["diffusion", "video generation", "-survey"]
     assert (me["frequency"], me["max_papers"]) == ("daily", 10)
+    assert (me["trending"], me["channel"], me["time_zone"]) == ("none", "email", "UTC")
+    assert (me["send_hour"], me["send_weekday"], me["next_due_at"]) == (7, 1, None)
     assert me["created_at"] == alice.created_at.isoformat()
     assert {"confirmed_at", "unsubscribed_at", "suppressed_at", "suppressed_reason"} <= set(me)
     assert [d["edition_date"] for d in data["deliveries"]] == ["2026-03-10", "2026-03-07"]
@@ -652,3 +659,64 @@ def test_she_moves_her_digest_to_her_evening_and_takes_the_feed_only(
     bad = client.post(page_of(alice), form_data(time_zone="Mars/Olympus")).content.decode()
     assert "like Europe/Berlin or UTC" in bad
     assert reloaded(alice).time_zone == "Europe/Berlin"
+
+
+def test_she_picks_a_weekday_and_the_next_digest_is_worked_out_again(
+    client: Client, alice: Subscriber
+) -> None:
+    Subscriber.objects.filter(pk=alice.pk).update(next_due_at=timezone.now())
+    with time_machine.travel(dt.datetime(2026, 4, 6, 12, tzinfo=dt.UTC)):  # a Monday
+        client.post(
+            page_of(alice),
+            form_data(
+                frequency="weekly", send_weekday="2", send_hour="8", time_zone="europe/berlin"
+            ),
+        )
+        alice = reloaded(alice)
+        assert (alice.frequency, alice.send_weekday, alice.send_hour) == ("weekly", 2, 8)
+        assert alice.time_zone == "Europe/Berlin"  # as the zone is spelt
+        assert alice.next_due_at is None
+        page = text(client.get(page_of(alice)))
+    assert "Your next digest: <b>Tuesday 7 April, 08:00 (Europe/Berlin)</b>" in page
+    assert "Weekly on Tuesdays at 08:00 (Europe/Berlin)" in page
+    assert '<option value="2" selected>Tuesday</option>' in page
+    assert '<option value="America/New_York"></option>' in page  # zones to pick from
+
+    # Saving the same schedule again leaves a planned digest where it is.
+    planned = timezone.now() + dt.timedelta(hours=3)
+    Subscriber.objects.filter(pk=alice.pk).update(next_due_at=planned)
+    client.post(
+        page_of(alice),
+        form_data(frequency="weekly", send_weekday="2", send_hour="8", time_zone="Europe/Berlin"),
+    )
+    assert reloaded(alice).next_due_at == planned
+
+
+def test_without_topics_she_gets_the_trending_papers_and_her_mix_is_kept(
+    client: Client, alice: Subscriber, papers: dict[str, Paper]
+) -> None:
+    client.post(page_of(alice), form_data(trending="few"))
+    assert reloaded(alice).trending == "few"
+
+    # She empties her topics; the page (without JavaScript) still sends the mix.
+    response = client.post(page_of(alice), form_data(topics="", trending="none"))
+    assert response.status_code == 302
+    alice = reloaded(alice)
+    assert (alice.interests, alice.trending, alice.effective_trending) == ([], "few", "only")
+    page = text(client.get(page_of(alice)))
+    assert "No topics: the day’s trending papers" in page
+    # The preview ranks the day's papers by upvotes, and says so.
+    assert "Trending: <b>#1 today · 300 upvotes</b>." in page
+    assert page.index("A Survey of Diffusion Models") < page.index("Real-Time Long Video")
+
+
+def test_the_preview_mixes_in_the_trending_papers_she_picks(
+    client: Client, alice: Subscriber, papers: dict[str, Paper]
+) -> None:
+    url = page_of(alice) + "/preview"
+    only_topics = text(client.post(url, form_data(topics="speech recognition")))
+    assert "Trending:" not in only_topics
+    mixed = text(client.post(url, form_data(topics="speech recognition", trending="few")))
+    assert "Whisper-Turbo" in mixed
+    assert "Trending: <b>#1 today · 300 upvotes</b>." in mixed  # the survey, top of the day
+    assert reloaded(alice).trending == "none"  # a preview saves nothing

@@ -18,6 +18,7 @@ from subscriptions.links import digest_url, manage_url
 from subscriptions.models import Subscriber
 from tests.conftest import EDITION_DATE
 from tests.test_email_screenshots import (
+    ARTIFACTS,
     DESKTOP,
     PHONE,
     chromium,
@@ -98,7 +99,8 @@ def check_page(page: Any, name: str) -> None:
 def tap_heights(page: Any) -> list[float]:
     return list(
         page.eval_on_selector_all(
-            "main button:not([hidden]), main .button, .choice, .d-view, main input[type=number]",
+            "main button:not([hidden]), main .button, .choice, .segmented label, .d-view, "
+            "main input[type=number], main select, #id_time_zone",
             "els => els.filter(e => e.offsetParent !== null)"
             ".map(e => e.getBoundingClientRect().height)",
         )
@@ -159,10 +161,10 @@ def test_alice_edits_her_digest_with_a_live_preview(
 
         # Fixed, weekly, saved.
         page.fill("#id_max_papers", "8")
-        page.get_by_text("Weekly, on Mondays").click()
+        page.get_by_text("Weekly", exact=True).click()
         page.get_by_role("button", name="Save changes").click()
         expect_text(page, "main", "Saved. Your next digest uses these settings.")
-        expect_text(page, ".glance", "Weekly digest · Up to 8 papers an email")
+        expect_text(page, ".glance", "Weekly on Mondays at 07:00 (UTC) · Up to 8 papers a digest")
         assert not page.locator("#unsaved").is_visible()
 
         # A break, and back.
@@ -260,3 +262,60 @@ def test_every_status_reads_clearly(
             shoot(page, f"page-manage-{status}-{DESKTOP}")
             page.set_viewport_size({"width": PHONE, "height": 900})
             shoot(page, f"page-manage-{status}-{PHONE}")
+
+
+def test_she_moves_her_digest_to_her_new_zone_and_mixes_in_trending(
+    live_server: Any, alice_with_history: Subscriber
+) -> None:
+    """In New York now: the page offers this device's zone; weekly shows the day; the
+    mix is hidden once her topics are gone, and the preview turns to the trending list."""
+    manage = live_server.url + manage_url(alice_with_history).removeprefix(SITE)
+
+    with chromium() as browser:
+        for width in (PHONE, DESKTOP):
+            context = browser.new_context(
+                viewport={"width": width, "height": 900}, timezone_id="America/New_York"
+            )
+            page = context.new_page()
+            page.goto(manage)
+            expect_text(page, "#preview", "Helios")
+            assert page.locator("[data-mix]").is_visible()
+            assert not page.locator("#id_send_weekday").is_visible()
+            use = page.get_by_role("button", name="Use this device’s: America/New York")
+            assert use.is_visible()
+            page.get_by_text("Weekly", exact=True).click()
+            assert page.locator("#id_send_weekday").is_visible()
+            check_page(page, f"manage schedule at {width} px")
+            assert min(tap_heights(page)) >= 44, tap_heights(page)
+            page.locator(".when").scroll_into_view_if_needed()
+            shoot(page, f"page-manage-schedule-{width}")
+            page.locator("#settings").screenshot(path=str(ARTIFACTS / f"form-manage-{width}.png"))
+            if width == PHONE:
+                context.close()  # the laptop's page goes on below
+
+        use.click()
+        assert page.input_value("#id_time_zone") == "America/New_York"
+        assert not use.is_visible()
+        page.select_option("#id_send_weekday", "5")
+        page.select_option("#id_send_hour", "18")
+        page.get_by_text("Plus the top 3 trending").click()
+        expect_text(page, "#preview", "Trending: #2 this week · 143 upvotes")
+        page.get_by_text("Feed only, no email").click()
+        page.get_by_role("button", name="Save changes").click()
+        expect_text(page, "main", "Saved. Your next digest uses these settings.")
+        expect_text(page, ".glance", "Weekly on Fridays at 18:00 (America/New_York)")
+        expect_text(page, ".glance", "Feed only, no email")
+        expect_text(page, ".next-digest", "Your next digest: Friday")
+        assert "18:00 (America/New_York)" in page.inner_text(".next-digest")
+
+        # No topics: the mix goes (it means nothing now), and the preview is trending.
+        page.fill("#id_topics", "")
+        assert not page.locator("[data-mix]").is_visible()
+        expect_text(page, "#preview", "Trending: #1 this week · 214 upvotes")
+        page.fill("#id_topics", "speech recognition")
+        assert page.locator("[data-mix]").is_visible()
+
+    alice = Subscriber.objects.get(pk=alice_with_history.pk)
+    assert (alice.frequency, alice.send_weekday, alice.send_hour) == ("weekly", 5, 18)
+    assert (alice.time_zone, alice.trending, alice.channel) == ("America/New_York", "few", "feed")
+    assert alice.next_due_at is None

@@ -94,6 +94,8 @@ def test_an_esp_is_chosen_by_env(
         ("PAPERBOY_HF_URL", "huggingface.co"),
         ("PAPERBOY_SITE_URL", "ftp://example.org"),
         ("PAPERBOY_SEND_HOUR", "25"),
+        ("PAPERBOY_DEFAULT_TIMEZONE", "Mars/Olympus"),
+        ("PAPERBOY_WEEKLY_WEEKDAY", "8"),
         ("PAPERBOY_ESP", "sendgird"),
     ],
 )

@@ -174,7 +174,10 @@ def test_no_topics_is_a_trending_reader_at_the_hour_and_zone_they_chose(
     ("changes", "field", "message"),
     [
         ({"time_zone": "Mars/Olympus"}, "time_zone", "like Europe/Berlin"),
+        ({"time_zone": "x" * 65}, "time_zone", "like Europe/Berlin"),
         ({"send_hour": "24"}, "send_hour", "from 00:00 to 23:00"),
+        ({"send_hour": "-1"}, "send_hour", "from 00:00 to 23:00"),
+        ({"send_weekday": "8"}, "send_weekday", "a day of the week"),
         ({"trending": "lots"}, "trending", "how much of the trending list"),
     ],
 )
@@ -182,6 +185,93 @@ def test_a_bad_hour_zone_or_mix_is_refused_next_to_its_field(
     changes: dict[str, str], field: str, message: str
 ) -> None:
     assert message in " ".join(errors_of(**changes)[field])
+
+
+def test_a_weekly_reader_with_topics_keeps_the_mix_day_and_hour_they_chose(
+    client: Client, mailbox: Mailbox
+) -> None:
+    sign_up(client, trending="few", send_hour="6", send_weekday="5", time_zone="Asia/Tokyo")
+    dave = Subscriber.objects.get(email=DAVE)
+    assert (dave.frequency, dave.send_weekday, dave.send_hour) == ("weekly", 5, 6)
+    assert (dave.trending, dave.effective_trending, dave.time_zone) == ("few", "few", "Asia/Tokyo")
+    assert dave.next_due_at is None  # worked out by the first run after they confirm
+
+
+def test_the_defaults_when_a_form_leaves_the_new_fields_out(
+    client: Client, mailbox: Mailbox
+) -> None:
+    sign_up(client)  # an older page, or a form without JavaScript that sent nothing for them
+    dave = Subscriber.objects.get(email=DAVE)
+    assert (dave.trending, dave.send_hour, dave.send_weekday, dave.time_zone) == (
+        "none",
+        7,
+        1,
+        "UTC",
+    )
+
+
+def test_no_topics_ignores_the_mix_sent_by_a_page_without_javascript(
+    client: Client, mailbox: Mailbox
+) -> None:
+    sign_up(client, topics="", trending="only")
+    dave = Subscriber.objects.get(email=DAVE)
+    # Stored as the default, so that topics added later start from "only my topics".
+    assert (dave.interests, dave.trending, dave.effective_trending) == ([], "none", "only")
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("  Europe/Berlin ", "Europe/Berlin"),
+        ("europe/berlin", "Europe/Berlin"),
+        ("America/New York", "America/New_York"),
+        ("Tokyo", "Asia/Tokyo"),
+        ("", "UTC"),  # nothing guessed or typed: the operator's default
+    ],
+)
+def test_a_time_zone_is_read_as_a_person_types_it(typed: str, stored: str) -> None:
+    form = SignupForm(form_data(time_zone=typed))
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["time_zone"] == stored
+
+
+def test_a_bad_time_zone_is_shown_next_to_its_field_and_nothing_is_stored(client: Client) -> None:
+    response = sign_up(client, time_zone="Mars/Olympus", send_hour="18")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert re.search(
+        r'<p class="error" id="zone-error">“Mars/Olympus” is not a time zone we know\. '
+        r"Choose a time zone by its name, like Europe/Berlin or UTC\.</p>",
+        page,
+    )
+    assert 'aria-describedby="zone-error"' in page and 'value="Mars/Olympus"' in page
+    assert '<option value="18" selected>18:00</option>' in page  # what they chose stays
+    assert not Subscriber.objects.exists()
+
+
+def test_the_home_page_offers_the_hour_zone_weekday_and_mix(client: Client) -> None:
+    page = client.get("/").content.decode()
+    assert "at the hour you pick" in page
+    assert "around 07:00" not in page  # the hour is theirs now, not one for everybody
+    assert '<option value="7" selected>07:00</option>' in page
+    assert '<option value="1" selected>Monday</option>' in page
+    assert '<option value="Europe/Berlin"></option>' in page  # the zones to pick from
+    assert 'value="UTC" data-guess-zone' in page  # until the browser's guess replaces it
+    for label in ("Only my topics", "Plus the top 3 trending", "Trending only"):
+        assert f"<span>{label}</span>" in page
+
+
+def test_a_trending_reader_sees_what_they_get_on_the_confirm_pages(
+    client: Client, mailbox: Mailbox
+) -> None:
+    sign_up(client, topics="", frequency="daily", send_hour="19", time_zone="Europe/Berlin")
+    path = confirm_path(mailbox.messages[0].message)
+    page = client.get(path).content.decode()
+    assert "None: the day’s trending papers, most upvoted first" in page
+    assert "Daily, at 19:00 Europe/Berlin" in page
+    page = client.post(path).content.decode()
+    assert "Your digest comes every evening, around 19:00 Europe/Berlin" in page
+    assert "A day with no new papers brings no email." in page
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ from tests.conftest import EDITION_DATE
 from tests.mail import html_of, text_of
 from tests.smtp_server import Mailbox
 from tests.test_email_screenshots import (
+    ARTIFACTS,
     DESKTOP,
     PHONE,
     chromium,
@@ -277,3 +278,72 @@ def test_signing_up_without_topics_in_the_browser_guesses_the_time_zone(
     tia = Subscriber.objects.get(email="tia@example.org")
     assert (tia.interests, tia.send_hour, tia.time_zone) == ([], 18, "Europe/Berlin")
     assert tia.effective_trending == Subscriber.Trending.ONLY
+
+
+def test_a_weekly_reader_picks_the_day_hour_and_zone_and_the_mix_is_one_control(
+    live_server: Any, smtp_server: Mailbox
+) -> None:
+    """The weekday appears once "Weekly" is picked; the mix is three segments a thumb can
+    hit; a reader in New York signs up without topics for Fridays at 18:00 their time."""
+    with chromium() as browser:
+        for width in (PHONE, DESKTOP):
+            context = browser.new_context(
+                viewport={"width": width, "height": 900}, timezone_id="America/New_York"
+            )
+            page = context.new_page()
+            page.goto(live_server.url + "/")
+            weekday = page.locator("#id_send_weekday")
+            assert not weekday.is_visible()
+            page.get_by_text("Weekly", exact=True).click()
+            assert weekday.is_visible()
+            entry = page.get_by_role("combobox", name="Topics", exact=True)
+            entry.fill("diffusion")
+            entry.press("Enter")
+            segments = page.locator(".segmented label")
+            assert segments.all_inner_texts() == [
+                "Only my topics",
+                "Plus the top 3 trending",
+                "Trending only",
+            ]
+            heights = [segments.nth(i).bounding_box()["height"] for i in range(3)]
+            assert min(heights) >= 44, heights
+            page.get_by_text("Plus the top 3 trending").click()
+            assert page.locator("input[name=trending][value=few]").is_checked()
+            for control in ("#id_send_hour", "#id_send_weekday", "#id_time_zone"):
+                assert page.locator(control).bounding_box()["height"] >= 44
+            assert not scrolls_sideways(page)
+            shoot(page, f"page-home-weekly-{width}")
+            page.locator(".signup form").screenshot(
+                path=str(ARTIFACTS / f"form-signup-{width}.png")
+            )
+            context.close()
+
+        context = browser.new_context(
+            viewport={"width": PHONE, "height": 900}, timezone_id="America/New_York"
+        )
+        page = context.new_page()
+        page.goto(live_server.url + "/")
+        page.fill("#id_email", "una@example.org")
+        page.get_by_text("Weekly", exact=True).click()
+        page.select_option("#id_send_weekday", "5")
+        page.select_option("#id_send_hour", "18")
+        page.get_by_role("button", name="Subscribe").click()
+        page.wait_for_url("**/signup/check-inbox")
+        [message] = wait_for_mail(smtp_server, 1)
+        link = re.search(r"(http://\S+/confirm/\S+)", text_of(message))
+        assert link
+        page.goto(link.group(1))
+        main = page.inner_text("main")
+        assert "None: the day’s trending papers, most upvoted first" in main
+        assert "Weekly, on Fridays, at 18:00 America/New York" in main
+        page.get_by_role("button", name="Confirm my subscription").click()
+        page.wait_for_load_state()
+        assert "Your weekly digest comes on Fridays, around 18:00 America/New York" in (
+            page.inner_text("main")
+        )
+        context.close()
+
+    una = Subscriber.objects.get(email="una@example.org")
+    assert (una.status, una.interests, una.trending) == ("active", [], "none")
+    assert (una.frequency, una.send_weekday, una.send_hour) == ("weekly", 5, 18)
+    assert una.time_zone == "America/New_York"

@@ -4,6 +4,7 @@ import argparse
 import calendar
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
@@ -13,7 +14,10 @@ from subscriptions.schedule import is_timezone
 from subscriptions.services import subscriber_add
 from subscriptions.topics import InvalidInterest
 
-DAY_NAMES = {name.lower(): i for i, name in enumerate(calendar.day_name, start=1)}
+DAY_NAMES = {
+    **{name.lower(): i for i, name in enumerate(calendar.day_abbr, start=1)},
+    **{name.lower(): i for i, name in enumerate(calendar.day_name, start=1)},
+}
 
 
 def hour(value: str) -> int:
@@ -25,7 +29,9 @@ def hour(value: str) -> int:
 def weekday(value: str) -> int:
     day = DAY_NAMES.get(value.strip().lower()) or (int(value) if value.isdigit() else 0)
     if not 1 <= day <= 7:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a weekday (1–7 or Monday…Sunday)")
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a weekday (1–7 for Monday–Sunday, or a day's name)"
+        )
     return day
 
 
@@ -91,14 +97,19 @@ class Command(BaseCommand):
         except InvalidInterest as exc:
             raise CommandError(str(exc)) from None
         verb = "Added" if created else "Updated"
-        what = (
-            ", ".join(subscriber.interests)
-            if subscriber.has_topics
-            else "no topics: the trending papers, most upvoted first"
-        )
+        if not subscriber.has_topics:
+            what = "no topics: the trending papers, most upvoted first"
+        elif subscriber.trending == Subscriber.Trending.FEW:
+            extra = settings.PAPERBOY_TRENDING_EXTRA
+            what = f"{', '.join(subscriber.interests)}, plus the top {extra} trending"
+        elif subscriber.trending == Subscriber.Trending.ONLY:
+            what = f"the trending papers only (topics kept: {', '.join(subscriber.interests)})"
+        else:
+            what = ", ".join(subscriber.interests)
         schedule = subscriber.schedule
         day = (
             f"{calendar.day_name[schedule.weekday - 1]}s" if schedule.frequency == "weekly" else ""
         )
         when = f"{day or 'daily'} at {schedule.hour:02d}:00 {schedule.timezone}"
-        self.stdout.write(f"{verb} {subscriber.email}: {what}; {when}")
+        how = "; feed only, no email" if subscriber.channel == Subscriber.Channel.FEED else ""
+        self.stdout.write(f"{verb} {subscriber.email}: {what}; {when}{how}")
