@@ -7,16 +7,42 @@ DATE ?=
 N ?= 10000
 MATCH_N ?= 100000
 
-.PHONY: install demo test bench lint fmt run worker beat clean
+# Pinned dependencies with their sha256 hashes (`make lock` writes them; README: Installing).
+LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
+# The lock tool lives outside the project's venv.
+LOCKTOOL ?= /tmp/paperboy-locktool
+UV_VERSION := 0.13.9
+LOCK_ARGS ?=
+UV_COMPILE = $(LOCKTOOL)/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-unknown-linux-gnu --custom-compile-command 'make lock' $(LOCK_ARGS)
+# Locked beside the dependencies: pip, and setuptools (the build-system's requires), which
+# builds the project itself.
+TOOLS := 'pip' 'setuptools>=68'
+
+.PHONY: install lock demo test bench lint fmt run worker beat clean
 
 install: $(STAMP)
 
-# Re-installs only when pyproject.toml changes, so a second `make install` is quick.
-$(STAMP): pyproject.toml
+# Every dependency comes from the lock, as a wheel whose sha256 is in it (pip refuses
+# anything else); the project itself is then installed without dependencies, built by the
+# locked setuptools. `pip check` fails when pyproject.toml asks for what the lock lacks.
+# Re-installs only when the lock or pyproject.toml changes, so a second `make install` is quick.
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --only-binary :all: -r $(DEV_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@$(BIN)/python -m pip check || { echo "$(DEV_LOCK) does not match pyproject.toml: run make lock"; exit 1; }
 	@touch $(STAMP)
+
+# Re-resolves pyproject.toml into both locks, keeping every pin it can.
+# `make lock LOCK_ARGS=--upgrade` (or `LOCK_ARGS='--upgrade-package django'`) moves pins on.
+lock:
+	@$(LOCKTOOL)/bin/uv --version 2>/dev/null | grep -qF '$(UV_VERSION)' || { \
+	  $(PYTHON) -m venv $(LOCKTOOL) && \
+	  $(LOCKTOOL)/bin/python -m pip install --quiet 'uv==$(UV_VERSION)'; }
+	printf '%s\n' $(TOOLS) | $(UV_COMPILE) pyproject.toml - -o $(LOCK)
+	printf '%s\n' $(TOOLS) | $(UV_COMPILE) pyproject.toml - --extra dev -c $(LOCK) -o $(DEV_LOCK)
 
 demo: install
 	$(BIN)/python manage.py migrate --verbosity 0
