@@ -10,7 +10,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
-from .models import Delivery, DeliveryPaper, Edition, Feedback, Paper
+from .models import Delivery, DeliveryPaper, Edition, Feedback, Paper, ScrapeRun
 from .sending import deliveries_requeue
 from .tasks import enqueue_sends
 
@@ -226,3 +226,62 @@ class FeedbackAdmin(admin.ModelAdmin[Feedback]):
 
     def has_change_permission(self, request: HttpRequest, obj: Feedback | None = None) -> bool:
         return False
+
+
+@admin.register(ScrapeRun)
+class ScrapeRunAdmin(admin.ModelAdmin[ScrapeRun]):
+    """What each source gave each scrape, and what it sent that had to be left out or
+    mended. Read-only: the scrape writes it, nobody edits it."""
+
+    list_display = (
+        "started_at",
+        "date",
+        "source",
+        "fetched",
+        "created",
+        "updated",
+        "rejected",
+        "why_rejected",
+        "short_error",
+    )
+    list_filter = ("source", "date")
+    date_hierarchy = "started_at"
+    fields = (
+        "started_at",
+        "date",
+        "source",
+        "fetched",
+        "created",
+        "updated",
+        "rejected",
+        "why_rejected",
+        "what_was_mended",
+        "error",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="Why left out")
+    def why_rejected(self, obj: ScrapeRun) -> str:
+        return _counts_html(obj.rejected_reasons)
+
+    @admin.display(description="Mended")
+    def what_was_mended(self, obj: ScrapeRun) -> str:
+        return _counts_html(obj.repaired)
+
+    @admin.display(description="Error")
+    def short_error(self, obj: ScrapeRun) -> str:
+        return obj.error[:80]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ScrapeRun | None = None) -> bool:
+        return False
+
+
+def _counts_html(counts: object) -> str:
+    """{reason: n} as escaped lines, the commonest first; "–" for none."""
+    if not isinstance(counts, dict) or not counts:
+        return "–"
+    ordered = sorted(counts.items(), key=lambda pair: (-int(pair[1]), str(pair[0]).casefold()))
+    return format_html_join(mark_safe("<br>"), "{}: {}", ordered)

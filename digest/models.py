@@ -205,3 +205,34 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscriber} {self.get_value_display()}: {self.paper.arxiv_id}"
+
+
+class ScrapeRun(models.Model):
+    """What one source gave one scrape: how many papers, how many were new, and what it
+    sent that had to be left out or mended, counted by reason. A hostile or changed source
+    shows here (and in the logs, item by item) rather than as a day without a digest."""
+
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    date = models.DateField(help_text="The day scraped (the newest, for a run over several).")
+    source = models.CharField(max_length=8, choices=Paper.Source.choices)
+    fetched = models.PositiveIntegerField(default=0, help_text="Usable papers it sent.")
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(
+        default=0, help_text="Bad items left out (the other papers were saved)."
+    )
+    rejected_reasons = models.JSONField(
+        default=dict, blank=True, help_text="{reason: how many items}"
+    )
+    repaired = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="{what was mended: how many items}, e.g. a NUL stripped from a title.",
+    )
+    error = models.TextField(blank=True, help_text="Why the source could not be read, if not.")
+
+    class Meta:
+        ordering = ["-started_at", "source"]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.date.isoformat()} at {self.started_at:%Y-%m-%d %H:%M}"

@@ -1,14 +1,17 @@
 """Scrape a day's papers from the sources and upsert them as `Paper` rows.
 
 Everything is fetched first and written afterwards in one transaction: network time never
-holds a transaction open, and a failure halfway leaves the database as it was.
+holds a transaction open, and a failure halfway leaves the database as it was. The sources
+leave out (and count) any item that could not be stored, so one bad paper never costs the
+day its others; each source's counts are kept as a `ScrapeRun`, shown in the admin.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,9 +19,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from digest.models import Paper
+from digest.models import Paper, ScrapeRun
 from digest.sources import arxiv, huggingface
-from digest.sources.base import PaperRecord, SourceError
+from digest.sources.base import PaperRecord, Screened, SourceError, storable_text
 
 logger = logging.getLogger(__name__)
 
@@ -69,13 +72,16 @@ REFRESH_FIELDS = ("upvotes", "num_comments")
 # (matching counts the summary's words), and never changes one already there.
 REFRESH_IF_MISSING = ("ai_keywords", "ai_summary")
 BATCH_SIZE = 500
+ERROR_MAX_LENGTH = 2000  # of a ScrapeRun's error: enough for both of HF's URLs and reasons
 
 
 @dataclass
 class ScrapeResult:
     """What a scrape did. `fetched` = `created` + `updated` + `skipped` (unchanged, or an
     arXiv record of a paper HF already has); `refreshed` counts earlier days' papers whose
-    upvotes or comments changed."""
+    upvotes or comments changed. Items a source could not use are not in `fetched`: they
+    are counted in `rejected`, by reason; `repaired` counts papers kept once a field was
+    mended (a NUL stripped, an unsafe URL dropped)."""
 
     date: dt.date
     fetched: int = 0
@@ -86,6 +92,31 @@ class ScrapeResult:
     per_source: dict[str, int] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # source (and day) -> why it failed
     days: list[dt.date] = field(default_factory=list)  # the listing days read
+    rejected: dict[str, int] = field(default_factory=dict)  # reason -> bad items left out
+    repaired: dict[str, int] = field(default_factory=dict)  # what was mended -> papers
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def summary(self) -> str:
+        """One line for a person: what was fetched, stored, and left out or mended, and why."""
+        days = ", ".join(f"{day:%a %d %b}" for day in self.days) or f"{self.date}"
+        line = (
+            f"{self.fetched} papers fetched from {days} "
+            f"({self.created} new, {self.updated} updated)"
+        )
+        if self.rejected:
+            line += f"; {self.rejected_total} bad items skipped ({_by_count(self.rejected)})"
+        if self.repaired:
+            line += f"; mended: {_by_count(self.repaired)}"
+        return line
+
+
+def _by_count(counts: Mapping[str, int]) -> str:
+    """The reasons, the commonest first: `title is not a string: 2, id is missing: 1`."""
+    ordered = sorted(counts.items(), key=lambda pair: (-pair[1], pair[0].casefold()))
+    return ", ".join(f"{reason}: {n}" for reason, n in ordered)
 
 
 def scrape_papers(*, date: dt.date, sources: Sequence[str] = ("hf",)) -> ScrapeResult:
@@ -100,7 +131,7 @@ def scrape_papers(*, date: dt.date, sources: Sequence[str] = ("hf",)) -> ScrapeR
         raise ValueError(f"Unknown or no sources {sorted(unknown)!r}; choose from {SOURCES}.")
 
     result = ScrapeResult(date=date)
-    fetched: dict[str, list[PaperRecord]] = {}
+    fetched: dict[str, Screened] = {}
     for name in wanted:
         try:
             fetched[name] = _fetch(name, date)
@@ -108,19 +139,20 @@ def scrape_papers(*, date: dt.date, sources: Sequence[str] = ("hf",)) -> ScrapeR
             logger.warning("Source %s failed for %s: %s", name, date, exc)
             result.errors[name] = str(exc)
             continue
-        result.per_source[name] = len(fetched[name])
+        result.per_source[name] = len(fetched[name].records)
     if not fetched:
+        _record_runs(result, wanted, fetched, created=Counter(), updated=Counter())
         raise SourceError("; ".join(result.errors.values()))
 
     # Refreshing HF upvotes only makes sense when HF answered today: if it did not, each
     # refresh would wait out the same timeouts only to fail again.
     refresh = _fetch_refresh(date) if "hf" in fetched else []
+    today = {r.arxiv_id for r in fetched["hf"].records} if "hf" in fetched else set()
 
     with transaction.atomic():
-        result.created, result.updated = _upsert(_merge(fetched))
-        result.refreshed = _refresh(refresh, exclude={r.arxiv_id for r in fetched.get("hf", [])})
-    result.fetched = sum(result.per_source.values())
-    result.skipped = result.fetched - result.created - result.updated
+        created, updated = _upsert(_merge(fetched))
+        result.refreshed = _refresh(refresh, exclude=today)
+        _record_runs(result, wanted, fetched, created=created, updated=updated)
     logger.info("Scraped %s: %s", date, result)
     return result
 
@@ -151,35 +183,73 @@ def scrape_recent(*, today: dt.date, sources: Sequence[str] = ("hf",)) -> Scrape
         raise ValueError(f"Unknown or no sources {sorted(sources)!r}; choose from {SOURCES}.")
     days = listing_days(today, settings.PAPERBOY_SCRAPE_DAYS)
     result = ScrapeResult(date=today, days=days)
-    fetched: dict[str, list[PaperRecord]] = {}
+    fetched: dict[str, Screened] = {}
     for name in wanted:
-        records: list[PaperRecord] = []
+        screened = Screened()
         answered = 0
         for day in days if name == "hf" else [today]:
             try:
-                records.extend(_fetch(name, day))
+                screened.extend(_fetch(name, day))
                 answered += 1
             except SourceError as exc:
                 logger.warning("Source %s failed for %s: %s", name, day, exc)
                 result.errors[f"{name} {day.isoformat()}"] = str(exc)
         if answered:
-            fetched[name] = records
-            result.per_source[name] = len(records)
+            fetched[name] = screened
+            result.per_source[name] = len(screened.records)
     if not fetched:
+        _record_runs(result, wanted, fetched, created=Counter(), updated=Counter())
         raise SourceError("; ".join(result.errors.values()))
     with transaction.atomic():
-        result.created, result.updated = _upsert(_merge(fetched))
-    result.fetched = sum(result.per_source.values())
-    result.skipped = result.fetched - result.created - result.updated
+        created, updated = _upsert(_merge(fetched))
+        _record_runs(result, wanted, fetched, created=created, updated=updated)
     logger.info("Scraped %s: %s", ", ".join(map(str, days)), result)
     return result
 
 
-def _fetch(name: str, date: dt.date) -> list[PaperRecord]:
+def _fetch(name: str, date: dt.date) -> Screened:
     # Looked up at call time so tests and callers can substitute a source module's function.
     if name == "hf":
-        return huggingface.fetch_papers(date)
-    return arxiv.fetch_papers(date)
+        return huggingface.fetch_day(date)
+    return arxiv.fetch_day(date)
+
+
+def _record_runs(
+    result: ScrapeResult,
+    sources: Sequence[str],
+    fetched: Mapping[str, Screened],
+    *,
+    created: Counter[str],
+    updated: Counter[str],
+) -> None:
+    """Fill in `result`'s totals and keep one ScrapeRun per source asked, read or not."""
+    rejected: Counter[str] = Counter()
+    repaired: Counter[str] = Counter()
+    runs = []
+    for name in sources:
+        screened = fetched.get(name, Screened())
+        rejected.update(screened.skipped)
+        repaired.update(screened.repaired)
+        errors = [why for where, why in result.errors.items() if where.split()[0] == name]
+        runs.append(
+            ScrapeRun(
+                date=result.date,
+                source=name,
+                fetched=len(screened.records),
+                created=created[name],
+                updated=updated[name],
+                rejected=screened.skipped.total(),
+                rejected_reasons=dict(screened.skipped),
+                repaired=dict(screened.repaired),
+                # A source's error may quote what it sent: keep it short and storable.
+                error=storable_text("; ".join(errors))[:ERROR_MAX_LENGTH],
+            )
+        )
+    ScrapeRun.objects.bulk_create(runs)
+    result.created, result.updated = created.total(), updated.total()
+    result.fetched = sum(result.per_source.values())
+    result.skipped = result.fetched - result.created - result.updated
+    result.rejected, result.repaired = dict(rejected), dict(repaired)
 
 
 def _fetch_refresh(date: dt.date) -> list[PaperRecord]:
@@ -202,17 +272,18 @@ def _fetch_refresh(date: dt.date) -> list[PaperRecord]:
     return records
 
 
-def _merge(fetched: dict[str, list[PaperRecord]]) -> list[PaperRecord]:
+def _merge(fetched: Mapping[str, Screened]) -> list[PaperRecord]:
     """One record per paper, the source of highest precedence winning."""
     merged: dict[str, PaperRecord] = {}
     for name in SOURCES:
-        for record in fetched.get(name, []):
+        for record in fetched[name].records if name in fetched else []:
             merged.setdefault(record.arxiv_id, record)
     return list(merged.values())
 
 
-def _upsert(records: list[PaperRecord]) -> tuple[int, int]:
-    """Create the new papers in bulk and update the known ones; returns (created, updated).
+def _upsert(records: list[PaperRecord]) -> tuple[Counter[str], Counter[str]]:
+    """Create the new papers in bulk and update the known ones; returns how many papers
+    each source created and updated.
 
     Two scrapes racing to create the same paper make the second one's INSERT fail on the
     unique arxiv_id, which rolls its whole transaction back: a re-run then updates instead.
@@ -232,7 +303,8 @@ def _upsert(records: list[PaperRecord]) -> tuple[int, int]:
             changed_fields.update(names)
     Paper.objects.bulk_create(new, batch_size=BATCH_SIZE)
     _bulk_update(changed, changed_fields)
-    return len(new), len(changed)
+    # A paper's row names the source of the record that made or changed it.
+    return Counter(p.source for p in new), Counter(p.source for p in changed)
 
 
 def _apply(paper: Paper, record: PaperRecord) -> list[str]:

@@ -262,6 +262,14 @@ PAPERBOY_ARXIV_DELAY_S = float(env_int("PAPERBOY_ARXIV_DELAY_MS", 3000, low=0, h
 PAPERBOY_HTTP_TIMEOUT_S = float(env_int("PAPERBOY_HTTP_TIMEOUT_S", 20, low=1, high=300))
 PAPERBOY_HTTP_RETRIES = env_int("PAPERBOY_HTTP_RETRIES", 2, low=0, high=10)
 PAPERBOY_HTTP_BACKOFF_S = float(env_int("PAPERBOY_HTTP_BACKOFF_MS", 500, low=0, high=60_000)) / 1000
+# Each request's overall deadline (retries included) and body cap, per source: the timeout
+# above bounds each read only, so a server sending a byte a second could hold a run for
+# ever. HF's day page is ~1 MB and its API pages much less; an arXiv page of 200 entries
+# is ~0.5 MB, and its API is slow.
+PAPERBOY_HF_DEADLINE_S = float(env_int("PAPERBOY_HF_DEADLINE_S", 60, low=1, high=3600))
+PAPERBOY_HF_MAX_BYTES = env_int("PAPERBOY_HF_MAX_BYTES", 20_000_000, low=10_000, high=10**9)
+PAPERBOY_ARXIV_DEADLINE_S = float(env_int("PAPERBOY_ARXIV_DEADLINE_S", 120, low=1, high=3600))
+PAPERBOY_ARXIV_MAX_BYTES = env_int("PAPERBOY_ARXIV_MAX_BYTES", 20_000_000, low=10_000, high=10**9)
 
 # --- Email ------------------------------------------------------------------------------
 PAPERBOY_FROM_EMAIL = env_str("PAPERBOY_FROM_EMAIL", "Paperboy <paperboy@localhost>")

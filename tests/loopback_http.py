@@ -46,6 +46,8 @@ class Reply:
     content_type: str = "application/json"
     headers: Mapping[str, str] = field(default_factory=dict)
     delay_s: float = 0.0  # sleep before answering: longer than the client timeout = a timeout
+    trickle_s: float = 0.0  # send the body a byte at a time, this long apart: a hostile server
+    send_length: bool = True  # False: no Content-Length, the body ends when the server closes
 
     @classmethod
     def json(cls, data: Any, status: int = 200, **kwargs: Any) -> Reply:
@@ -123,12 +125,13 @@ class LoopbackServer:
         file: Path | str | None = None,
         content_type: str | None = None,
         delay_s: float = 0.0,
+        trickle_s: float = 0.0,
         replies: Sequence[Reply] | None = None,
         handler: Handler | None = None,
     ) -> Route:
         """Answer GETs of `path` whose query passes `query` (a dict of required values or a
         predicate), with one of: `handler(request)`, `replies` in turn, a `file`, `json`,
-        or `status`/`body`."""
+        or `status`/`body`; `trickle_s` sends a `json` or `body` a byte at a time."""
         answer: list[Reply] | Handler
         if handler is not None:
             answer = handler
@@ -137,11 +140,10 @@ class LoopbackServer:
         elif file is not None:
             answer = [Reply.file(file, content_type, status=status, delay_s=delay_s)]
         elif json is not None:
-            answer = [Reply.json(json, status=status, delay_s=delay_s)]
+            answer = [Reply.json(json, status=status, delay_s=delay_s, trickle_s=trickle_s)]
         else:
-            answer = [
-                Reply(status, body, content_type or "text/plain; charset=utf-8", delay_s=delay_s)
-            ]
+            kind = content_type or "text/plain; charset=utf-8"
+            answer = [Reply(status, body, kind, delay_s=delay_s, trickle_s=trickle_s)]
         new = Route(path, query, answer)
         with self._lock:
             self.routes.append(new)
@@ -194,13 +196,24 @@ class LoopbackServer:
                 try:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", reply.content_type)
-                    self.send_header("Content-Length", str(len(body)))
+                    if reply.send_length:
+                        self.send_header("Content-Length", str(len(body)))
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
                     self.end_headers()
-                    self.wfile.write(body)
+                    if reply.trickle_s:
+                        self._trickle(body, reply.trickle_s)
+                    else:
+                        self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timed out) before we answered
+
+            def _trickle(self, body: bytes, interval_s: float) -> None:
+                # wfile is unbuffered: each byte leaves at once. Stopping the server ends it.
+                for index in range(len(body)):
+                    self.wfile.write(body[index : index + 1])
+                    if server._stopping.wait(interval_s):
+                        return
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # keep test output quiet; `server.requests` has the log

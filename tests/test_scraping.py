@@ -14,7 +14,7 @@ from digest import scraping
 from digest.models import Paper
 from digest.scraping import scrape_papers
 from digest.sources import arxiv
-from digest.sources.base import PaperRecord, SourceError
+from digest.sources.base import PaperRecord, Screened, SourceError
 from tests.conftest import FIXTURES
 from tests.loopback_http import LoopbackServer, RecordedRequest, Reply
 
@@ -233,8 +233,9 @@ def test_in_one_scrape_the_hf_record_wins(monkeypatch: pytest.MonkeyPatch) -> No
             **fields,
         )
 
-    monkeypatch.setattr(scraping.huggingface, "fetch_papers", lambda d: [record("hf", upvotes=7)])
-    monkeypatch.setattr(scraping.arxiv, "fetch_papers", lambda d: [record("arxiv")])
+    hf_day = Screened(records=[record("hf", upvotes=7)])
+    monkeypatch.setattr(scraping.huggingface, "fetch_day", lambda d: hf_day)
+    monkeypatch.setattr(scraping.arxiv, "fetch_day", lambda d: Screened(records=[record("arxiv")]))
     monkeypatch.setattr(scraping, "_fetch_refresh", lambda d: [])
 
     result = scrape_papers(date=TUESDAY, sources=("arxiv", "hf"))

@@ -2,6 +2,7 @@
 
 arXiv asks for at most one request every 3 seconds across its API and feeds, so every
 request of this module goes through one throttle (PAPERBOY_ARXIV_DELAY_S, 0 in tests).
+Each request is bounded by PAPERBOY_ARXIV_DEADLINE_S and PAPERBOY_ARXIV_MAX_BYTES.
 """
 
 from __future__ import annotations
@@ -20,12 +21,18 @@ from lxml import etree
 
 from digest.sources.base import (
     ARXIV_ID,
+    Answer,
+    BadItem,
+    Limits,
     PaperRecord,
+    Screened,
     SourceError,
     bare_arxiv_id,
     describe_error,
     http_get,
+    mend_record,
     normalise_space,
+    shown,
 )
 
 logger = logging.getLogger(__name__)
@@ -52,24 +59,35 @@ _last_request_at: float | None = None
 
 
 def fetch_papers(date: dt.date, categories: Sequence[str] | None = None) -> list[PaperRecord]:
-    """Papers submitted on `date` (UTC) in any of `categories`, each paper once.
+    """Papers submitted on `date` (UTC) in any of `categories`, each once (see fetch_day)."""
+    return fetch_day(date, categories).records
+
+
+def fetch_day(date: dt.date, categories: Sequence[str] | None = None) -> Screened:
+    """Papers submitted on `date` (UTC) in any of `categories`, each paper once, and the
+    entries left out or mended.
 
     Defaults to PAPERBOY_ARXIV_CATEGORIES. Raises SourceError naming the URL when a request
     fails or an answer is not an Atom feed.
     """
     cats = list(categories if categories is not None else settings.PAPERBOY_ARXIV_CATEGORIES)
+    screened = Screened()
     records: dict[str, PaperRecord] = {}
     for category in cats:
-        for record in _fetch_category(category, date):
+        found = _fetch_category(category, date)
+        screened.skipped.update(found.skipped)
+        screened.repaired.update(found.repaired)
+        for record in found.records:
             # Cross-listed papers come back once per category; the first one is kept.
             records.setdefault(record.arxiv_id, record)
-    return list(records.values())
+    screened.records = list(records.values())
+    return screened
 
 
-def _fetch_category(category: str, date: dt.date) -> list[PaperRecord]:
+def _fetch_category(category: str, date: dt.date) -> Screened:
     url = f"{settings.PAPERBOY_ARXIV_URL}/api/query"
     day = date.strftime("%Y%m%d")
-    records: list[PaperRecord] = []
+    screened = Screened()
     start = 0
     for _ in range(MAX_PAGES):
         params: dict[str, str | int] = {
@@ -79,24 +97,24 @@ def _fetch_category(category: str, date: dt.date) -> list[PaperRecord]:
             "sortBy": "submittedDate",
             "sortOrder": "ascending",
         }
-        shown = requests.Request("GET", url, params=params).prepare().url
+        asked = requests.Request("GET", url, params=params).prepare().url
         try:
-            response = _throttled_get(url, params)
-            page = _parse_feed(response.content, date=date)
+            answer = _throttled_get(url, params)
+            page = _parse_feed(answer.content, date=date)
         except requests.RequestException as exc:
-            raise SourceError(f"Could not read arXiv at {shown} ({describe_error(exc)})") from exc
+            raise SourceError(f"Could not read arXiv at {asked} ({describe_error(exc)})") from exc
         except ValueError as exc:
-            raise SourceError(f"arXiv answered {shown} with something else: {exc}") from exc
-        records.extend(page.records)
+            raise SourceError(f"arXiv answered {asked} with something else: {exc}") from exc
+        screened.extend(page.screened)
         start += page.entries
         # Stop on a short or empty page, or once arXiv's own total is reached.
         if page.entries < PAGE_SIZE or (page.total is not None and start >= page.total):
-            return records
+            return screened
     logger.warning("arXiv %s %s: stopped after %d pages", category, date, MAX_PAGES)
-    return records
+    return screened
 
 
-def _throttled_get(url: str, params: dict[str, str | int]) -> requests.Response:
+def _throttled_get(url: str, params: dict[str, str | int]) -> Answer:
     """One arXiv request at a time, at least PAPERBOY_ARXIV_DELAY_S after the last one ended.
 
     The clock is monotonic so a wall-clock jump can neither stall nor rush us; the lock
@@ -110,14 +128,19 @@ def _throttled_get(url: str, params: dict[str, str | int]) -> requests.Response:
             if wait > 0:
                 time.sleep(wait)
         try:
-            return http_get(url, params=params, min_backoff_s=delay)
+            limits = Limits(
+                deadline_s=settings.PAPERBOY_ARXIV_DEADLINE_S,
+                max_bytes=settings.PAPERBOY_ARXIV_MAX_BYTES,
+                setting="PAPERBOY_ARXIV",
+            )
+            return http_get(url, params=params, limits=limits, min_backoff_s=delay)
         finally:
             _last_request_at = time.monotonic()
 
 
 @dataclass(frozen=True)
 class _Page:
-    records: list[PaperRecord]
+    screened: Screened  # the entries' records, and those left out or mended
     entries: int  # entries in the document, parsed or not: what paging counts
     total: int | None  # opensearch:totalResults, when the API says
 
@@ -128,7 +151,7 @@ def parse_atom(content: bytes, *, date: dt.date) -> list[PaperRecord]:
     `date` becomes every record's batch date. Malformed entries are skipped with a warning;
     a document that is not XML raises ValueError.
     """
-    return _parse_feed(content, date=date).records
+    return _parse_feed(content, date=date).screened.records
 
 
 def _parse_feed(content: bytes, *, date: dt.date) -> _Page:
@@ -141,17 +164,23 @@ def _parse_feed(content: bytes, *, date: dt.date) -> _Page:
     if root.tag != f"{{{NS['atom']}}}feed":
         raise ValueError(f"not an Atom feed (root element {root.tag!r})")
     entries = root.findall("atom:entry", NS)
+    screened = Screened()
     records: dict[str, PaperRecord] = {}
     for index, entry in enumerate(entries):
         try:
-            record = _parse_entry(entry, date=date)
-        except ValueError as exc:
+            record, repairs = mend_record(_parse_entry(entry, date=date))
+        except BadItem as exc:
             logger.warning("Skipping arXiv entry #%d of %s: %s", index, date, exc)
+            screened.skipped[exc.reason] += 1
             continue
-        records.setdefault(record.arxiv_id, record)
-    total_text = root.findtext("opensearch:totalResults", namespaces=NS)
-    total = int(total_text) if total_text and total_text.strip().isdigit() else None
-    return _Page(list(records.values()), len(entries), total)
+        if record.arxiv_id not in records:
+            records[record.arxiv_id] = record
+            screened.repaired.update(repairs)
+    screened.records = list(records.values())
+    total_text = (root.findtext("opensearch:totalResults", namespaces=NS) or "").strip()
+    # isdecimal, not isdigit: "²" is a digit that int() refuses.
+    total = int(total_text) if total_text.isdecimal() and len(total_text) < 10 else None
+    return _Page(screened, len(entries), total)
 
 
 def _parse_entry(entry: etree._Element, *, date: dt.date) -> PaperRecord:
@@ -160,10 +189,10 @@ def _parse_entry(entry: etree._Element, *, date: dt.date) -> PaperRecord:
     arxiv_id = bare_arxiv_id(match.group("id")) if match else ""
     if not ARXIV_ID.match(arxiv_id):
         # Also how arXiv reports a bad query: one entry whose id is …/api/errors#….
-        raise ValueError(f"id {raw_id!r} is not an arXiv paper")
+        raise BadItem("id is not an arXiv id", f"id {shown(raw_id)} is not an arXiv paper")
     title = normalise_space(entry.findtext("atom:title", namespaces=NS) or "")
     if not title:
-        raise ValueError(f"{arxiv_id} has no title")
+        raise BadItem("title is missing", f"{arxiv_id} has no title")
     abstract = normalise_space(entry.findtext("atom:summary", namespaces=NS) or "")
     abstract = _FEED_PREFIX.sub("", abstract)
 
@@ -183,7 +212,8 @@ def _parse_entry(entry: etree._Element, *, date: dt.date) -> PaperRecord:
         try:
             published_at = dt.datetime.fromisoformat(published_text)
         except ValueError:
-            raise ValueError(f"{arxiv_id} has a bad <published> {published_text!r}") from None
+            detail = f"{arxiv_id} has a bad <published> {shown(published_text)}"
+            raise BadItem("published is not an ISO date-time", detail) from None
         if published_at.tzinfo is None:
             published_at = published_at.replace(tzinfo=dt.UTC)
 

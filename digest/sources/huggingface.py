@@ -1,16 +1,17 @@
 """Hugging Face Daily Papers: the JSON API, with the day's HTML page as a fallback.
 
 Both endpoints carry the same item shape (`{"paper": {...}, "numComments": …, "thumbnail": …}`).
-Everything in an item is untrusted: it is type-checked here, stored as text, and escaped
-wherever it is shown.
+Everything in an item is untrusted: it is type-checked here, made storable by
+`mend_record`, stored as text, and escaped wherever it is shown. An item that fails is left
+out on its own and counted by reason; the day's other papers are kept.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
+from collections import Counter
 from typing import Any
 
 import lxml.html
@@ -19,13 +20,19 @@ from django.conf import settings
 
 from digest.sources.base import (
     ARXIV_ID,
+    COUNT_MAX,
+    BadItem,
+    Limits,
     PaperRecord,
+    Screened,
     SourceError,
     bare_arxiv_id,
     describe_error,
     http_get,
+    loads_json,
+    mend_record,
     normalise_space,
-    safe_url,
+    shown,
 )
 
 logger = logging.getLogger(__name__)
@@ -36,19 +43,20 @@ API_PAGE_SIZE = 100
 # means the server is not paging the way we expect, and we stop rather than loop forever.
 API_MAX_PAGES = 20
 
-# New-style ids (2603.05890) and old-style ones (hep-th/9901001), after vN is stripped.
 _CHARSET = re.compile(r"charset=[\"']?([\w.:-]+)", re.IGNORECASE)
 
 
-class _BadItem(ValueError):
-    """One item cannot be used; the message says which field and why."""
-
-
 def fetch_papers(date: dt.date) -> list[PaperRecord]:
-    """Every paper of HF's daily list for `date`, normalised.
+    """Every usable paper of HF's daily list for `date`, normalised (see fetch_day)."""
+    return fetch_day(date).records
+
+
+def fetch_day(date: dt.date) -> Screened:
+    """HF's daily list for `date`: its usable papers, and the items left out or mended.
 
     Tries the JSON API first and the day's HTML page if the API fails in any way. Raises
-    SourceError, naming both URLs, when neither answers with a usable list.
+    SourceError, naming both URLs, when neither answers with a usable list within
+    PAPERBOY_HF_DEADLINE_S and PAPERBOY_HF_MAX_BYTES.
     """
     base = settings.PAPERBOY_HF_URL
     api_url = f"{base}/api/daily_papers"
@@ -64,15 +72,24 @@ def fetch_papers(date: dt.date) -> list[PaperRecord]:
             page_url,
         )
         try:
-            response = http_get(page_url)
-            items = extract_page_items(response.content, encoding=_charset(response))
+            answer = http_get(page_url, limits=_limits())
+            items = extract_page_items(answer.content, encoding=_charset(answer.content_type))
         except (requests.RequestException, ValueError) as page_error:
             raise SourceError(
                 f"Could not read Hugging Face daily papers at {api_shown} "
                 f"({describe_error(api_error)}) nor at {page_url} ({describe_error(page_error)}); "
                 "check your network or PAPERBOY_HF_URL"
             ) from page_error
-    return parse_daily_papers(items, date=date)
+    return screen_daily_papers(items, date=date)
+
+
+def _limits() -> Limits:
+    # Read at call time, so that tests (and a settings override) can change them.
+    return Limits(
+        deadline_s=settings.PAPERBOY_HF_DEADLINE_S,
+        max_bytes=settings.PAPERBOY_HF_MAX_BYTES,
+        setting="PAPERBOY_HF",
+    )
 
 
 def _fetch_api_items(api_url: str, date: dt.date) -> list[Any]:
@@ -84,10 +101,12 @@ def _fetch_api_items(api_url: str, date: dt.date) -> list[Any]:
     items: list[Any] = []
     seen: set[str] = set()
     for page in range(API_MAX_PAGES):
-        response = http_get(
-            api_url, params={"date": date.isoformat(), "limit": API_PAGE_SIZE, "p": page}
+        answer = http_get(
+            api_url,
+            params={"date": date.isoformat(), "limit": API_PAGE_SIZE, "p": page},
+            limits=_limits(),
         )
-        batch = json.loads(response.content)
+        batch = loads_json(answer.content)
         if not isinstance(batch, list):
             raise ValueError(f"expected a JSON list, got {type(batch).__name__}")
         if not batch:
@@ -116,7 +135,7 @@ def extract_page_items(content: bytes, *, encoding: str | None = None) -> list[A
     found = root.xpath('//div[@data-target="DailyPapers"]/@data-props')
     if not isinstance(found, list) or not found:
         raise ValueError('no <div data-target="DailyPapers" data-props=…> in the page')
-    props = json.loads(str(found[0]))
+    props = loads_json(str(found[0]))
     items = props.get("dailyPapers") if isinstance(props, dict) else None
     if not isinstance(items, list):
         raise ValueError("the DailyPapers props have no dailyPapers list")
@@ -124,53 +143,66 @@ def extract_page_items(content: bytes, *, encoding: str | None = None) -> list[A
 
 
 def parse_daily_papers(items: list[Any], *, date: dt.date) -> list[PaperRecord]:
-    """Map HF daily-paper items to records; skip (with a warning) any item we cannot trust.
+    """The records of HF daily-paper items we can trust (see screen_daily_papers)."""
+    return screen_daily_papers(items, date=date).records
+
+
+def screen_daily_papers(items: list[Any], *, date: dt.date) -> Screened:
+    """Map HF daily-paper items to records, each item on its own: one we cannot trust is
+    skipped with a warning naming its id and why, and counted by reason.
 
     Required: an arXiv `paper.id` and a `paper.title`. Optional fields may be missing or
-    null; a field of the wrong type skips the whole item, because it means the shape
-    changed under us and the rest of that item is suspect too. Duplicate ids keep the
-    entry with the most upvotes (pages can overlap while upvotes reorder them).
+    null; a field of the wrong type or a count out of range skips the whole item, because
+    it means the shape changed under us and the rest of that item is suspect too. Text
+    that PostgreSQL cannot store and unsafe URLs are mended (see mend_record). Duplicate
+    ids keep the entry with the most upvotes (pages can overlap while upvotes reorder them).
     """
-    records: dict[str, PaperRecord] = {}
+    screened = Screened()
+    kept: dict[str, tuple[PaperRecord, list[str]]] = {}
     for index, item in enumerate(items):
         try:
-            record = _parse_item(item, date=date)
-        except _BadItem as exc:
+            record, repairs = mend_record(_parse_item(item, date=date))
+        except BadItem as exc:
             logger.warning(
                 "Skipping Hugging Face item #%d (%s) of %s: %s",
                 index,
-                _item_id(item) or "no id",
+                _shown_id(item),
                 date,
                 exc,
             )
+            screened.skipped[exc.reason] += 1
             continue
-        kept = records.get(record.arxiv_id)
-        if kept is None or record.upvotes > kept.upvotes:
-            records[record.arxiv_id] = record
-    return list(records.values())
+        if repairs:
+            logger.info("Mended Hugging Face item %s of %s: %s", record.arxiv_id, date, repairs)
+        earlier = kept.get(record.arxiv_id)
+        if earlier is None or record.upvotes > earlier[0].upvotes:
+            kept[record.arxiv_id] = (record, repairs)
+    screened.records = [record for record, _ in kept.values()]
+    screened.repaired = Counter(reason for _, repairs in kept.values() for reason in repairs)
+    return screened
 
 
 def _parse_item(item: Any, *, date: dt.date) -> PaperRecord:
     if not isinstance(item, dict):
-        raise _BadItem(f"item is {type(item).__name__}, expected an object")
+        raise BadItem("item is not an object", f"item is {type(item).__name__}, expected an object")
     paper = item.get("paper")
     if not isinstance(paper, dict):
-        raise _BadItem("no paper object")
+        raise BadItem("no paper object")
 
     raw_id = _required_str(paper, "id")
     arxiv_id = bare_arxiv_id(raw_id)
     if not ARXIV_ID.match(arxiv_id):
-        raise _BadItem(f"id {raw_id!r} is not an arXiv id")
+        raise BadItem("id is not an arXiv id", f"id {shown(raw_id)} is not an arXiv id")
     title = normalise_space(_required_str(paper, "title"))
     if not title:
-        raise _BadItem("title is empty")
+        raise BadItem("title is empty")
 
     published_raw = _optional(paper, "publishedAt", str)
     published_at = _parse_datetime(published_raw, "publishedAt") if published_raw else None
 
     keywords = _optional(paper, "ai_keywords", list) or []
     if not all(isinstance(keyword, str) for keyword in keywords):
-        raise _BadItem("ai_keywords holds something other than strings")
+        raise BadItem("ai_keywords holds something other than strings")
 
     return PaperRecord(
         arxiv_id=arxiv_id,
@@ -185,36 +217,53 @@ def _parse_item(item: Any, *, date: dt.date) -> PaperRecord:
         num_comments=_count(item, "numComments") or 0,
         ai_keywords=[kw for kw in (normalise_space(k) for k in keywords) if kw],
         ai_summary=normalise_space(_optional(paper, "ai_summary", str) or ""),
-        github_repo=safe_url(_optional(paper, "githubRepo", str)),
+        # URLs are checked by mend_record, which counts the ones it drops.
+        github_repo=_optional(paper, "githubRepo", str) or "",
         github_stars=_count(paper, "githubStars"),
-        project_page=safe_url(_optional(paper, "projectPage", str)),
-        thumbnail=safe_url(_optional(item, "thumbnail", str)),
+        project_page=_optional(paper, "projectPage", str) or "",
+        thumbnail=_optional(item, "thumbnail", str) or "",
     )
 
 
 def _required_str(obj: dict[str, Any], key: str) -> str:
     value = obj.get(key)
     if value is None:
-        raise _BadItem(f"{key} is missing")
+        raise BadItem(f"{key} is missing")
     if not isinstance(value, str):
-        raise _BadItem(f"{key} is {type(value).__name__}, expected a string")
+        raise BadItem(
+            f"{key} is not a string", f"{key} is {type(value).__name__}, expected a string"
+        )
     return value
+
+
+_KINDS: dict[type, str] = {str: "string", list: "list"}  # for a reason's wording
 
 
 def _optional(obj: dict[str, Any], key: str, kind: type) -> Any:
     value = obj.get(key)
     if value is not None and not isinstance(value, kind):
-        raise _BadItem(f"{key} is {type(value).__name__}, expected {kind.__name__}")
+        raise BadItem(
+            f"{key} is not a {_KINDS.get(kind, kind.__name__)}",
+            f"{key} is {type(value).__name__}, expected {kind.__name__}",
+        )
     return value
 
 
 def _count(obj: dict[str, Any], key: str) -> int | None:
-    """A non-negative int or None; bool is an int subclass in Python, so exclude it."""
+    """A whole number in 0..COUNT_MAX (what a PostgreSQL integer column holds), or None.
+
+    bool is an int subclass in Python, so it is excluded.
+    """
     value = obj.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _BadItem(f"{key} is {value!r}, expected a whole number >= 0")
+    expected = f"expected a whole number in 0..{COUNT_MAX}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadItem(f"{key} is not a whole number", f"{key} is {shown(value)}, {expected}")
+    if value < 0:
+        raise BadItem(f"{key} is negative", f"{key} is {value}, {expected}")
+    if value > COUNT_MAX:
+        raise BadItem(f"{key} is out of range", f"{key} is {shown(value)}, {expected}")
     return value
 
 
@@ -222,7 +271,9 @@ def _author_names(authors: Any) -> list[str]:
     if authors is None:
         return []
     if not isinstance(authors, list):
-        raise _BadItem(f"authors is {type(authors).__name__}, expected a list")
+        raise BadItem(
+            "authors is not a list", f"authors is {type(authors).__name__}, expected a list"
+        )
     # Every name is kept, `hidden` ones included: the byline is the paper's own public
     # arXiv metadata. An entry without a usable name is dropped on its own.
     names = []
@@ -237,7 +288,8 @@ def _parse_datetime(value: str, field: str) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise _BadItem(f"{field} {value!r} is not an ISO date-time") from None
+        detail = f"{field} {shown(value)} is not an ISO date-time"
+        raise BadItem(f"{field} is not an ISO date-time", detail) from None
     # HF times end in Z; a naive one would be UTC too, and Django wants aware datetimes.
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
@@ -258,8 +310,8 @@ def _listed_at(value: Any) -> dt.datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        return _parse_datetime(value, "submittedOnDailyAt")
-    except _BadItem:
+        return _parse_datetime(value, "submittedOnDailyAt").astimezone(dt.UTC)
+    except (BadItem, OverflowError):
         return None
 
 
@@ -269,6 +321,15 @@ def _item_id(item: Any) -> str:
     return raw if isinstance(raw, str) else ""
 
 
-def _charset(response: requests.Response) -> str | None:
-    match = _CHARSET.search(response.headers.get("Content-Type", ""))
+def _shown_id(item: Any) -> str:
+    """The item's id for a log line: as is when plain, else quoted with NUL and the like
+    escaped (a log stream may not be able to write a lone surrogate)."""
+    raw = _item_id(item)
+    if not raw:
+        return "no id"
+    return raw if raw.isprintable() and len(raw) <= 40 else shown(raw, limit=40)
+
+
+def _charset(content_type: str) -> str | None:
+    match = _CHARSET.search(content_type)
     return match.group(1) if match else None

@@ -79,11 +79,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  Scraping papers from {settings.PAPERBOY_HF_URL} …")
 
         def scraped(scrape: ScrapeResult) -> None:
-            days = ", ".join(f"{day:%a %d %b}" for day in scrape.days) or f"{scrape.date}"
-            self.stdout.write(
-                f"  {scrape.fetched} papers fetched from {days} "
-                f"({scrape.created} new, {scrape.updated} updated)"
-            )
+            self.stdout.write(f"  {scrape.summary()}")
             for where, why in scrape.errors.items():
                 self.stderr.write(f"  {where} could not be read: {why}")
 
