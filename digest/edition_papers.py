@@ -92,16 +92,22 @@ def already_sent_papers(
 
 
 class _ScorerCache:
-    """The last few scorers this process built, by the exact papers they were built from.
+    """The last few scorers this process built, by what they were built from.
 
     Hourly runs match a day's readers a few thousand at a time, mostly against the same
     papers: the scorer (papers' vectors and indexes, and each phrase's signals, filled in
-    as readers bring phrases) is built once and shared by every run until a paper changes
-    (new upvotes, a summary, a new paper): `updated_at` is part of the key. The key is read
-    with a light query; the papers' vectors are loaded only to build a new scorer.
+    as readers bring phrases) is built once and shared by every run until a paper's text,
+    vectors or dates change, or the set of papers does. Upvotes move every hour and only
+    tip ties and order the trending list, so a new count is copied into the kept scorer
+    rather than making a new one (and its phrases' signals afresh). The key is read with
+    one light query; the papers' vectors are loaded only to build a new scorer.
     """
 
     SIZE = 4  # a daily and a weekly scorer, and the previous hour's pair
+    # What a scorer is made of, besides upvotes: a change to any of these makes a new one.
+    # (Vectors too, but a paper's are made once, from its text, by the first scorer.)
+    MADE_OF = ("id", "first_seen_at", "batch_date", "title", "abstract", "ai_keywords")
+    MADE_OF_TOO = ("ai_summary",)
 
     def __init__(self) -> None:
         self._scorers: OrderedDict[tuple[Any, ...], EditionScorer] = OrderedDict()
@@ -110,19 +116,26 @@ class _ScorerCache:
         self._scorers.clear()
 
     def get(self, papers: QuerySet[Paper], date: dt.date) -> tuple[EditionScorer, list[int]]:
-        stamp = ("id", "updated_at", "first_seen_at")
-        key = (
-            tuple(papers.order_by("id").values_list(*stamp)),
-            tuple(recent_papers(date).values_list(*stamp)),
-        )
+        rows = list(papers.order_by("id").values_list(*self.MADE_OF, *self.MADE_OF_TOO, "upvotes"))
+        made_of = [row[:-1] for row in rows]
+        # The background only sets what is usual; which papers it is of is enough.
+        background = tuple(recent_papers(date).values_list("id", flat=True))
+        key = (tuple(map(_hashable, made_of)), background)
         scorer = self._scorers.get(key)
         if scorer is None:
             built = list(papers.order_by("id"))
             scorer = self._scorers[key] = edition_scorer(built, background_papers(date))
             while len(self._scorers) > self.SIZE:
                 self._scorers.popitem(last=False)
+        else:
+            scorer.set_upvotes([row[-1] for row in rows])
         self._scorers.move_to_end(key)
-        return scorer, [row[0] for row in key[0]]
+        return scorer, [row[0] for row in rows]
+
+
+def _hashable(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    # ai_keywords is a JSON list.
+    return tuple(tuple(value) if isinstance(value, list) else value for value in row)
 
 
 _scorers = _ScorerCache()
@@ -178,9 +191,7 @@ class EditionPapers:
                 {
                     paper_id
                     for frequency in Subscriber.Frequency.values
-                    for paper_id in candidate_papers(self.edition, frequency).values_list(
-                        "id", flat=True
-                    )
+                    for paper_id in self.for_frequency(frequency)[1]
                 }
             )
             self._sent_before = already_sent_papers(None, ids, self.edition)

@@ -30,12 +30,14 @@ from django.conf import settings
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
+from subscriptions.models import Subscriber
+
 from .edition_papers import EditionPapers
 from .lookups import ints
 from .matching import Match, Reason
 from .models import Delivery, DeliveryPaper
 from .readers import LoadedReader, load_readers
-from .relevance import EditionScorer, Reader
+from .relevance import EditionScorer, LearnedPhrases, Reader
 from .trending import NONE, ONLY, with_trending
 from .windows import delivery_window
 
@@ -56,6 +58,9 @@ class ScoredChunk:
     # Not scored here: readers whose vectors must be made first (see ChunkScorer).
     deferred: list[int] = field(default_factory=list)
     asked: int = 0  # deliveries the chunk was made of
+    # A forked scorer's phrases new since the fork, by frequency: the run's own scorer
+    # takes them, so the next run's processes (forked from it) start knowing them.
+    learned: dict[str, LearnedPhrases] = field(default_factory=dict)
 
     @property
     def settled(self) -> int:
@@ -191,18 +196,27 @@ def _score_chunk(
     return chunk
 
 
-# What forked scorers inherit: the chunk's queryset, the edition's papers and the
-# encoder. Set just before the processes are forked; a fork copies it, nothing is sent.
-_FORKED: tuple[Any, EditionPapers, ReasonsEncoder] | None = None
+# What forked scorers inherit: the chunk's queryset, the edition's papers, the encoder,
+# and how many phrases each frequency's scorer knew. Set just before the processes are
+# forked; a fork copies it, nothing is sent.
+_FORKED: tuple[Any, EditionPapers, ReasonsEncoder, dict[str, int]] | None = None
 
 
 def _score_forked(delivery_ids: Sequence[int]) -> ScoredChunk:
     assert _FORKED is not None, "only called in processes forked by ChunkScorer"
-    queued, papers, encode = _FORKED
+    queued, papers, encode, known = _FORKED
     try:
         # No embedding here: the parent's model (an onnxruntime session and its threads)
         # does not survive a fork; readers edited since the last run are deferred.
-        return score_chunk(delivery_ids, queued, papers, encode, embed_stale=False)
+        scored = score_chunk(delivery_ids, queued, papers, encode, embed_stale=False)
+        # Hand back the phrases this process worked out (each once: `known` is this
+        # process's own copy, moved on as it hands them back).
+        for frequency, start in known.items():
+            scorer = papers.scorer(frequency)
+            if scorer.phrases_known > start:
+                scored.learned[frequency] = scorer.phrases_learned_since(start)
+                known[frequency] = scorer.phrases_known
+        return scored
     finally:
         # A pool's process ends without running exit handlers; leave no connection open.
         connections.close_all()
@@ -245,7 +259,8 @@ class ChunkScorer:
         # papers already sent. Connections are closed so that no child inherits one; each
         # opens its own (and so does this process, when it next needs one).
         self.papers.prepare()
-        _FORKED = (self.queued, self.papers, self.encode)
+        known = {f: self.papers.scorer(f).phrases_known for f in Subscriber.Frequency.values}
+        _FORKED = (self.queued, self.papers, self.encode, known)
         connections.close_all()
         workers = min(self.processes, len(chunks))
         context = multiprocessing.get_context("fork")
@@ -254,6 +269,8 @@ class ChunkScorer:
             with ProcessPoolExecutor(workers, mp_context=context) as pool:
                 for scored in pool.map(_score_forked, chunks):
                     deferred.extend(scored.deferred)
+                    for frequency, learned in scored.learned.items():
+                        self.papers.scorer(frequency).learn_phrases(learned)
                     yield scored
         finally:
             _FORKED = None

@@ -155,6 +155,11 @@ class Delivery(models.Model):
             # A reader's hour comes once: two runs (or two schedulers) plan it once.
             models.UniqueConstraint(fields=["subscriber", "due_at"], name="one_delivery_per_due"),
         ]
+        indexes = [
+            # A run plans each reader's window from their previous digest's end: one
+            # step down this index per reader, not a sort of all their deliveries.
+            models.Index(fields=["subscriber", "-covers_until"], name="delivery_previous"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.edition} → {self.subscriber.email} ({self.status})"

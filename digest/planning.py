@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,11 @@ from .trending import ONLY, with_trending
 
 logger = logging.getLogger(__name__)
 
-MATCH_CHUNK = 2000
+MATCH_CHUNK = 2000  # readers scored and written together: bigger saves little, costs memory
+# An hourly run's few thousand readers are cut finer, so every scoring process gets a
+# share (two chunks each at least) rather than one process scoring a last short chunk
+# alone; not below this, where a chunk's fixed queries would start to show.
+MATCH_CHUNK_MIN = 250
 
 
 def latest_paper_date() -> dt.date | None:
@@ -210,7 +215,12 @@ class MatchSummary:
         return sum(self.skipped.values())
 
 
-def _chunks(ids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+def _chunks(ids: Sequence[int], processes: int) -> Iterator[Sequence[int]]:
+    """`ids` in chunks of at most MATCH_CHUNK, even enough to keep `processes` busy."""
+    if not ids:
+        return
+    pieces = max(math.ceil(len(ids) / MATCH_CHUNK), 2 * processes if processes > 1 else 1)
+    size = max(min(MATCH_CHUNK, math.ceil(len(ids) / pieces)), min(MATCH_CHUNK_MIN, len(ids)))
     for i in range(0, len(ids), size):
         yield ids[i : i + size]
 
@@ -237,7 +247,8 @@ def edition_match(
     pending = list(queued.order_by("id").values_list("id", flat=True))
     papers = EditionPapers(edition)
     encode = ReasonsEncoder()
-    scorer = ChunkScorer(queued, papers, encode, processes=scoring_processes())
+    processes = scoring_processes()
+    scorer = ChunkScorer(queued, papers, encode, processes=processes)
     writer = ChunkWriter(inline=connection.in_atomic_block)
 
     def count(written: WrittenChunk | None) -> None:
@@ -248,7 +259,7 @@ def edition_match(
 
     done = 0
     try:
-        for scored in scorer.scored(list(_chunks(pending, MATCH_CHUNK))):
+        for scored in scorer.scored(list(_chunks(pending, processes))):
             count(writer.write(scored))
             done += scored.settled
             if on_progress:

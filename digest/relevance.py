@@ -30,7 +30,7 @@ general, tuned on a judged development set (see the README), not on any topic's 
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import chain, compress
@@ -141,6 +141,43 @@ class _PhraseTable:
             self.slots[key] = slot
             self.by_text[key[1]] = slot
         return slot
+
+    def learned_since(self, start: int) -> LearnedPhrases:
+        """The phrases stored from row `start` on (and how they were typed), to be handed
+        to another copy of this table: a forked scorer's to the run's own."""
+        keyed = sorted((slot, key) for key, slot in self.slots.items() if slot >= start)
+        typed: dict[int, list[str]] = defaultdict(list)
+        for text, slot in self.by_text.items():
+            if slot >= start:
+                typed[slot].append(text)
+        slots = [slot for slot, _ in keyed]
+        return LearnedPhrases(
+            keys=[key for _, key in keyed],
+            typed=[typed[slot] for slot in slots],
+            rows=(self.hits[slots], self.evidence[slots], self.z[slots], self.z_units[slots]),
+        )
+
+    def learn(self, learned: LearnedPhrases) -> None:
+        """Take the phrases another copy of this table made, those not known here yet."""
+        hits, evidence, z, z_units = learned.rows
+        for i, (key, typed) in enumerate(zip(learned.keys, learned.typed, strict=True)):
+            slot = self.slots.get(key)
+            if slot is None:
+                slot = self.add(key, hits[i], evidence[i], z[i], z_units[i])
+            for text in typed:
+                self.by_text.setdefault(text, slot)
+
+
+@dataclass
+class LearnedPhrases:
+    """Phrases' rows made by one copy of a scorer, for another (see `_PhraseTable`)."""
+
+    keys: list[tuple[tuple[str, ...], str]]
+    typed: list[list[str]]  # per phrase, how readers typed it
+    rows: tuple[np.ndarray[Any, Any], ...]  # hits, evidence, z, z_units: a row per phrase
+
+    def __len__(self) -> int:
+        return len(self.keys)
 
 
 def sentence_terms(intent: str) -> tuple[str, ...]:
@@ -281,8 +318,7 @@ class EditionScorer:
         self.paper_ids = list(paper_ids)
         self.position = {pid: i for i, pid in enumerate(self.paper_ids)}
         self.vectors = vectors
-        self.upvotes = np.asarray(upvotes, dtype=np.int64)
-        self.upvote_bonus = W_UPVOTES * np.log1p(self.upvotes.astype(np.float32))
+        self.set_upvotes(upvotes)
         # Each paper's first-seen time (epoch s) and listing day (ordinal), for windows.
         count = len(self.paper_ids)
         self.seen = np.asarray(seen if seen is not None else [0.0] * count, dtype=np.float64)
@@ -301,6 +337,24 @@ class EditionScorer:
         # Reasons by (paper position, phrases that hit it) or (-1, kind, interest): equal
         # reasons are one tuple, so the writer encodes each only once.
         self._reasons: dict[tuple[int | str, ...], tuple[Reason, ...]] = {}
+
+    def set_upvotes(self, upvotes: Sequence[int]) -> None:
+        """Take the papers' upvotes of now (they move every hour; nothing else here
+        depends on them, so a kept scorer needs only these)."""
+        self.upvotes = np.asarray(upvotes, dtype=np.int64)
+        self.upvote_bonus = W_UPVOTES * np.log1p(self.upvotes.astype(np.float32))
+
+    @property
+    def phrases_known(self) -> int:
+        return self._phrases.count
+
+    def phrases_learned_since(self, start: int) -> LearnedPhrases:
+        """The phrases' signals made since the scorer knew `start` of them."""
+        return self._phrases.learned_since(start)
+
+    def learn_phrases(self, learned: LearnedPhrases) -> None:
+        """Take phrases' signals another copy of this scorer made (a forked one's)."""
+        self._phrases.learn(learned)
 
     # --- signals ------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from digest.match_chunks import (
     scoring_processes,
     write_chunk,
 )
+from digest.matching import Interests
 from digest.models import Delivery, DeliveryPaper, Paper
 from digest.planning import edition_match, edition_plan, subscriber_preview
 from digest.vectors import subscriber_texts, subscribers_embed
@@ -67,6 +68,7 @@ def test_forked_scorers_choose_what_each_reader_alone_would_get(
 ) -> None:
     settings.PAPERBOY_MATCH_PROCESSES = 2
     monkeypatch.setattr(digest.planning, "MATCH_CHUNK", 1)  # a chunk per reader
+    monkeypatch.setattr(digest.planning, "MATCH_CHUNK_MIN", 1)
     assert scoring_processes() == 2  # no transaction open: forking is allowed
     # Three readers' vectors are made; the fourth edits her topics after: forked scorers
     # do not embed, so she is matched afterwards in this process.
@@ -115,3 +117,31 @@ def test_a_chunk_writes_only_the_deliveries_still_unmatched(
     # Nothing is left half-done: every delivery written has its papers and its time.
     left = Delivery.objects.filter(edition=edition, matched_at__isnull=True)
     assert list(left.values_list("id", flat=True)) == [taken.id]
+
+
+def test_phrases_worked_out_in_forked_processes_serve_the_next_run(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, papers: list[Paper], readers: list[Subscriber]
+) -> None:
+    """The day's hourly runs share the papers' work: what the forked scorers worked out
+    comes back to the run's own scorer, which the next run (forked from it) starts from,
+    even after the hour's scrape moved every paper's upvotes."""
+    settings.PAPERBOY_MATCH_PROCESSES = 2
+    monkeypatch.setattr(digest.planning, "MATCH_CHUNK", 1)
+    monkeypatch.setattr(digest.planning, "MATCH_CHUNK_MIN", 1)
+    subscribers_embed(readers)
+    edition = edition_plan(date=EDITION_DATE)
+    scorer = EditionPapers(edition).scorer(Subscriber.Frequency.DAILY)
+    assert scorer.phrases_known == 0
+
+    edition_match(edition=edition)
+
+    typed = {phrase for reader in readers for phrase in Interests.parse(reader.interests).texts}
+    assert scorer.knows_all(sorted(typed))  # learned from the children, not scored here
+    assert scorer.phrases_known == len(typed)
+    Paper.objects.filter(pk=papers[0].pk).update(upvotes=papers[0].upvotes + 40)
+    again = EditionPapers(edition).scorer(Subscriber.Frequency.DAILY)
+    assert again is scorer and scorer.knows_all(sorted(typed))
+    assert scorer.upvotes[scorer.paper_ids.index(papers[0].pk)] == papers[0].upvotes + 40
+    # A changed text is another scorer: its phrases' signals would be out of date.
+    Paper.objects.filter(pk=papers[0].pk).update(abstract="A different abstract.")
+    assert EditionPapers(edition).scorer(Subscriber.Frequency.DAILY) is not scorer
