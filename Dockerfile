@@ -1,5 +1,8 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# The image is a deployment: a real SECRET_KEY is required and the site is HTTPS only
+# (see the README's Deployment section to relax it for a trial on localhost).
+ENV PAPERBOY_PRODUCTION=1
 WORKDIR /app
 # Runtime dependencies only from the lock: pinned wheels whose sha256 is in it, or the
 # build fails. Then the project itself, without dependencies, built by the locked setuptools.
