@@ -255,9 +255,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker and Django cache ----------------------------------------------
 REDIS_URL = env_url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
+# Put before every key Paperboy writes (queues and cache), so that two deployments, or a
+# test run, can share one Redis database and each clean up only its own keys.
+PAPERBOY_REDIS_PREFIX = env_str("PAPERBOY_REDIS_PREFIX")
 if REDIS_URL:
     CACHES: dict[str, dict[str, Any]] = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": PAPERBOY_REDIS_PREFIX,
+        }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -274,7 +281,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Redis redelivers a task that stays unacknowledged this long; sends take seconds, so an
 # hour is long enough not to redeliver a task that is merely slow. Tasks are idempotent
 # anyway: the database rows say what is owed.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {"visibility_timeout": 3600}
+if PAPERBOY_REDIS_PREFIX:
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = PAPERBOY_REDIS_PREFIX
 CELERY_TIMEZONE = "UTC"
 
 # --- The runs ---------------------------------------------------------------------------

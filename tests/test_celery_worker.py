@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,8 +30,10 @@ from tests.mail import text_of
 from tests.smtp_server import Mailbox
 
 ROOT = Path(__file__).resolve().parent.parent
-# A Redis database of its own, so the test never meets another run's tasks.
-REDIS_TEST_URL = "redis://127.0.0.1:6379/13"
+# The Redis the environment names; the test's keys (queues, cache) carry a prefix of this
+# run's own, so it never meets another run's tasks and removes only what it wrote.
+REDIS_TEST_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+KEY_PREFIX = f"paperboy-test-{os.getpid()}-{uuid.uuid4().hex[:8]}:"
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
@@ -56,11 +59,11 @@ def _database_url() -> str:
 @pytest.fixture
 def worker(loopback: LoopbackServer, smtp_server: Mailbox) -> Iterator[subprocess.Popen[bytes]]:
     client = _redis_or_skip()
-    client.flushdb()
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
         "REDIS_URL": REDIS_TEST_URL,
+        "PAPERBOY_REDIS_PREFIX": KEY_PREFIX,
         "EMAIL_URL": f"smtp://127.0.0.1:{settings.EMAIL_PORT}",
         "PAPERBOY_HF_URL": loopback.base_url,
         "PAPERBOY_SITE_URL": "https://paperboy.example",
@@ -93,7 +96,13 @@ def worker(loopback: LoopbackServer, smtp_server: Mailbox) -> Iterator[subproces
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
-        client.flushdb()
+        remove_own_keys(client)
+
+
+def remove_own_keys(client: redis.Redis) -> None:
+    """Delete the keys this run wrote (its prefix), and nothing else in the database."""
+    for key in client.scan_iter(match=f"{KEY_PREFIX}*", count=1000):
+        client.delete(key)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
@@ -117,7 +126,9 @@ def test_the_daily_task_chain_runs_on_a_real_worker(
     loopback.route("/api/daily_papers", query={"p": "0"}, json=tuesday_papers(EDITION_DATE))
     loopback.route("/api/daily_papers", json=[])
 
-    producer = Celery(broker=REDIS_TEST_URL)
+    producer = Celery(
+        broker=REDIS_TEST_URL, broker_transport_options={"global_keyprefix": KEY_PREFIX}
+    )
     producer.send_task("digest.tasks.run_daily_task", args=[day])
     # Beat firing twice (two schedulers) must not send twice.
     producer.send_task("digest.tasks.run_daily_task", args=[day])
