@@ -430,8 +430,43 @@ else:
     EMAIL_BACKEND = "digest.outbox.OutboxBackend"
     EMAIL_FILE_PATH = str(PAPERBOY_OUTBOX_DIR)
 
-if env_str("ANYMAIL_WEBHOOK_SECRET"):
-    ANYMAIL["WEBHOOK_SECRET"] = env_str("ANYMAIL_WEBHOOK_SECRET")
+# The ESP's tracking webhook (subscriptions/webhooks.py) must tell the ESP from a forger,
+# who could otherwise suppress any address with one POST. Anymail's ways, per ESP: Mailgun
+# signs every post (MAILGUN_WEBHOOK_SIGNING_KEY); Postmark, Brevo and Amazon SNS can only
+# send the basic auth ANYMAIL_WEBHOOK_SECRET ("user:password") written into the webhook
+# URL. Without it only development (DEBUG, not PAPERBOY_PRODUCTION) starts, and the
+# webhook then refuses everything.
+ANYMAIL_WEBHOOK_SECRET = env_str("ANYMAIL_WEBHOOK_SECRET").strip()
+_ESP_WEBHOOK_PATHS = {
+    "ses": "amazon_ses/tracking/",
+    "postmark": "postmark/tracking/",
+    "mailgun": "mailgun/tracking/",
+    "brevo": "brevo/tracking/",
+}
+if ANYMAIL_WEBHOOK_SECRET:
+    _user, _colon, _password = ANYMAIL_WEBHOOK_SECRET.partition(":")
+    if not (_user and _colon and _password):
+        raise ImproperlyConfigured(
+            "ANYMAIL_WEBHOOK_SECRET is not of the form 'user:password' (two random strings "
+            "joined by a colon), the basic auth the ESP sends to its webhook."
+        )
+    ANYMAIL["WEBHOOK_SECRET"] = ANYMAIL_WEBHOOK_SECRET
+if PAPERBOY_ESP and (PAPERBOY_PRODUCTION or not DEBUG):
+    if PAPERBOY_ESP == "mailgun" and not ANYMAIL.get("MAILGUN_WEBHOOK_SIGNING_KEY"):
+        raise ImproperlyConfigured(
+            "PAPERBOY_ESP='mailgun' needs MAILGUN_WEBHOOK_SIGNING_KEY (the 'HTTP webhook "
+            "signing key' in Mailgun's dashboard) so that its tracking webhook can tell "
+            "Mailgun from a forger. Set it (only development, DJANGO_DEBUG=1, starts without)."
+        )
+    if PAPERBOY_ESP != "mailgun" and not ANYMAIL_WEBHOOK_SECRET:
+        _webhook_path = _ESP_WEBHOOK_PATHS[PAPERBOY_ESP]
+        raise ImproperlyConfigured(
+            f"PAPERBOY_ESP={PAPERBOY_ESP!r} needs ANYMAIL_WEBHOOK_SECRET set to "
+            "'user:password' (two long random strings) so that its tracking webhook can "
+            "tell the ESP from a forger; give the ESP the webhook URL "
+            f"https://user:password@<your site>/anymail/{_webhook_path} "
+            "(only development, DJANGO_DEBUG=1, starts without)."
+        )
 
 # --- The rest ---------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

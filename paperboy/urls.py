@@ -6,7 +6,8 @@ from digest import views_feedback, views_feeds, views_papers
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("anymail/", include("anymail.urls")),
+    # Only the configured ESP's tracking webhook, guarded (subscriptions/webhooks.py).
+    path("anymail/", include("subscriptions.webhook_urls")),
     path("digest/<str:token>", digest_views.digest_in_browser, name="digest_view"),
     # <path:>, not <str:>: the token carries an arXiv id, and an old-style one has a "/".
     path("feedback/<path:token>", views_feedback.feedback, name="feedback"),

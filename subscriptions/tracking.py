@@ -1,11 +1,12 @@
 """Receive ESP tracking events from Anymail's webhooks: store each one once, apply it later.
 
-Anymail's view (under /anymail/, behind ANYMAIL["WEBHOOK_SECRET"]) verifies the request
-and sends one `anymail.signals.tracking` signal per event. The receiver here only stores
-the event, keyed by its id, and queues `process_email_event_task` once the row commits;
-the policy lives in `suppression.py`. A replayed webhook finds its row and queues
-nothing, so it is processed once. An error here (the database is down) becomes a 500,
-which the ESP answers by sending the webhook again later.
+The configured ESP's webhook (`webhooks.py`, under /anymail/) verifies the request and
+sends one `anymail.signals.tracking` signal per event. The receiver here only stores the
+event, keyed by its id, and queues `process_email_event_task` once the row commits; the
+policy lives in `suppression.py`. A replayed webhook finds its row and queues nothing, so
+it is processed once. An event whose fields are not text where text belongs raises
+`MalformedEmailEvent` (the webhook answers 400); any other error here (the database is
+down) becomes a 500, which the ESP answers by sending the webhook again later.
 """
 
 from __future__ import annotations
@@ -45,6 +46,27 @@ RECORDED_EVENT_TYPES = frozenset(
 EVENT_ID_MAX = 255  # EmailEvent.event_id
 
 
+class MalformedEmailEvent(ValueError):
+    """An event no ESP would send (a recipient that is not text): refused, not stored."""
+
+
+def _text(value: object, limit: int | None = None) -> str:
+    """A field as text PostgreSQL stores: no NUL, no lone surrogate, at most limit long.
+
+    Anymail passes the ESP's JSON strings through as they are, and "\\u0000" or
+    "\\ud800" in a body would otherwise fail the INSERT (a 500, retried for ever).
+    """
+    text = str(value or "").replace("\x00", "")
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return text if limit is None else text[:limit]
+
+
+def _recipient(event: AnymailTrackingEvent) -> str:
+    if event.recipient is not None and not isinstance(event.recipient, str):
+        raise MalformedEmailEvent(f"recipient is a {type(event.recipient).__name__}")
+    return normalise_email(_text(event.recipient))
+
+
 def _canonical(raw: object) -> str:
     """The raw event as stable text: the same webhook body always gives the same string."""
     if isinstance(raw, MultiValueDict):  # a form-encoded webhook (Mailgun's legacy one)
@@ -53,7 +75,8 @@ def _canonical(raw: object) -> str:
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    # surrogatepass: two raw events that differ only in a lone surrogate stay two keys.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def email_event_key(*, event: AnymailTrackingEvent, esp_name: str) -> str:
@@ -63,7 +86,7 @@ def email_event_key(*, event: AnymailTrackingEvent, esp_name: str) -> str:
     (Amazon SES gives the events of one notification's several recipients one id). An ESP
     that gives no id (Postmark's deliveries, for one) gets a hash of the raw event.
     """
-    recipient = normalise_email(event.recipient or "")
+    recipient = _recipient(event)
     if event.event_id:
         key = f"{esp_name}:{event.event_id}"
         if recipient:
@@ -73,7 +96,7 @@ def email_event_key(*, event: AnymailTrackingEvent, esp_name: str) -> str:
         if raw is None:  # nothing raw to hash: the normalised fields are the next best
             raw = [event.event_type, event.message_id, str(event.timestamp)]
         key = f"{esp_name}:sha256:{_digest(_canonical(raw) + recipient)}"
-    if len(key) > EVENT_ID_MAX:
+    if len(key) > EVENT_ID_MAX or key != _text(key):  # too long, or not storable text
         key = f"{esp_name[:32]}:sha256:{_digest(key)}"
     return key
 
@@ -104,19 +127,19 @@ def _occurred_at(timestamp: object) -> dt.datetime | None:
 
 
 def _event_fields(event: AnymailTrackingEvent, esp_name: str) -> dict[str, Any]:
-    description = str(event.description or "")
-    kind = _esp_bounce_kind(esp_name, event.esp_event)
+    description = _text(event.description)
+    kind = _text(_esp_bounce_kind(esp_name, event.esp_event))
     if kind and kind.lower() not in description.lower():
         description = f"{kind}: {description}" if description else kind
     return {
-        "event_type": str(event.event_type or EventType.UNKNOWN)[:32],
-        "esp_name": esp_name[:32],
-        "recipient": normalise_email(event.recipient or "")[:254],
-        "message_id": str(event.message_id or "")[:255],
+        "event_type": _text(event.event_type or EventType.UNKNOWN, 32),
+        "esp_name": _text(esp_name, 32),
+        "recipient": _recipient(event)[:254],
+        "message_id": _text(event.message_id, 255),
         "occurred_at": _occurred_at(event.timestamp),
-        "reject_reason": str(event.reject_reason or "")[:32],
+        "reject_reason": _text(event.reject_reason, 32),
         "description": description,
-        "mta_response": str(event.mta_response or ""),
+        "mta_response": _text(event.mta_response),
     }
 
 
