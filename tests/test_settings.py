@@ -79,7 +79,11 @@ def test_production_urls(tmp_path: Path) -> None:
 def test_an_esp_is_chosen_by_env(
     tmp_path: Path, esp: str, backend: str, env: dict[str, str], setting: tuple[str, str] | None
 ) -> None:
-    s = settings_with(tmp_path, PAPERBOY_ESP=esp, **env)
+    # The webhook's authentication, without which an ESP is refused (test_webhook_security).
+    webhook = {"ANYMAIL_WEBHOOK_SECRET": "paperboy:test-secret"}
+    if esp == "mailgun":
+        webhook["MAILGUN_WEBHOOK_SIGNING_KEY"] = "key-test"
+    s = settings_with(tmp_path, PAPERBOY_ESP=esp, **env, **webhook)
     assert s["email"] == backend
     if setting:
         assert s["anymail"][setting[0]] == setting[1]
