@@ -169,10 +169,12 @@ class EditionPapers:
         return self._built[frequency]
 
     def prepare(self) -> None:
-        """Build everything matching will ask for: each frequency's scorer (with its
-        phrases' and words' tables empty) and the papers already sent."""
+        """Build everything matching will ask for: each frequency's scorer and its table
+        of the papers' words, and the papers already sent. (Phrases' signals are made as
+        readers bring phrases, and kept with the scorer.)"""
         for frequency in Subscriber.Frequency.values:
             self.trending(frequency)
+            self.scorer(frequency).word_table()
         self.sent_before()
 
     def scorer(self, frequency: str) -> EditionScorer:

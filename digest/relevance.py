@@ -338,6 +338,13 @@ class EditionScorer:
         # reasons are one tuple, so the writer encodes each only once.
         self._reasons: dict[tuple[int | str, ...], tuple[Reason, ...]] = {}
 
+    def word_table(self) -> _WordTable:
+        """The papers' words for readers' sentences, made on first need (or before forking
+        scoring processes, so that each of them does not make its own)."""
+        if self._words is None:
+            self._words = _WordTable(self.index, self.paper_ids, self.background_index)
+        return self._words
+
     def set_upvotes(self, upvotes: Sequence[int]) -> None:
         """Take the papers' upvotes of now (they move every hour; nothing else here
         depends on them, so a kept scorer needs only these)."""
@@ -437,9 +444,7 @@ class EditionScorer:
     def _sentence_words_many(self, terms: Sequence[Sequence[str]]) -> Scores:
         """Per sentence (its terms) and paper: BM25 of the sentence's words, as z-scores
         against the background papers' BM25 for the same words."""
-        if self._words is None:
-            self._words = _WordTable(self.index, self.paper_ids, self.background_index)
-        table = self._words
+        table = self.word_table()
         out = np.zeros((len(terms), len(self.paper_ids)), dtype=np.float32)
         having = [k for k, t in enumerate(terms) if t]
         if not having:
