@@ -501,3 +501,15 @@ LOGGING = {
         },
     },
 }
+
+# --- Abuse limits -----------------------------------------------------------------------
+# A manage link (in every digest, so fresh with each one) opens the reader's settings for
+# this many days; an older one leads to a page that emails a fresh link to the address.
+PAPERBOY_MANAGE_LINK_MAX_AGE_DAYS = env_int(
+    "PAPERBOY_MANAGE_LINK_MAX_AGE_DAYS", 60, low=1, high=3650
+)
+# Downloading or deleting someone's data takes a link emailed to their address on request,
+# which works for this many minutes.
+PAPERBOY_ACTION_LINK_MAX_AGE_MINUTES = env_int(
+    "PAPERBOY_ACTION_LINK_MAX_AGE_MINUTES", 60, low=5, high=7 * 24 * 60
+)

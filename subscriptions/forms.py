@@ -5,11 +5,17 @@ shown next to the field: nothing typed into this form can raise a 500. Two quiet
 catch simple bots (a honeypot field and a minimum time to fill the form in); a form that
 falls into one is not an error to show, the view just says "check your inbox" and does
 nothing (`looks_automated`).
+
+The stamp (when the form was shown) also carries a random nonce and is good for one
+signup: `claim_stamp` takes the nonce with an atomic `cache.add`, so a bot cannot fetch
+the page once and post it a thousand times. A stamp older than STAMP_MAX_AGE is stale,
+which bounds how long the cache must remember a nonce.
 """
 
 from __future__ import annotations
 
 import math
+import secrets
 import time
 from typing import Any
 
@@ -18,6 +24,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
+from django.http import QueryDict
 
 from .form_fields import hour_field, trending_field, weekday_field, zone_field, zone_from_text
 from .intent import (
@@ -30,6 +37,7 @@ from .intent import (
     clean_intent,
 )
 from .models import Subscriber, normalise_email
+from .ratelimit import cooldown
 from .topics import MAX_INTERESTS, MAX_TOPICS_TEXT, InvalidInterest, topics_from_text
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path, less the angle brackets
@@ -37,6 +45,14 @@ MIN_PAPERS, MAX_PAPERS, DEFAULT_PAPERS = 1, 20, 10
 
 HONEYPOT_FIELD = "website"
 STAMP_SALT = "paperboy.signup-form"
+STAMP_MAX_AGE = 24 * 60 * 60  # seconds; a page left open longer is shown again, fresh
+STAMP_USED = (
+    "This form was already sent. We’ve refreshed it: check your details and press Subscribe again."
+)
+STAMP_STALE = (
+    "This page was open for a long time. We’ve refreshed it: check your details and press "
+    "Subscribe again."
+)
 
 
 def min_seconds_to_submit() -> float:
@@ -45,34 +61,79 @@ def min_seconds_to_submit() -> float:
 
 
 def form_stamp(now: float | None = None) -> str:
-    """A signed 'the form was shown at' time, for a hidden field."""
+    """A signed 'the form was shown at' time and a one-time nonce, for a hidden field."""
     shown_at = time.time() if now is None else now
     # Rounded down, not to nearest: a stamp must never be younger than the page, or a
     # form sent back at once would have a negative age.
-    return signing.Signer(salt=STAMP_SALT).sign(f"{math.floor(shown_at * 1000) / 1000:.3f}")
+    value = f"{math.floor(shown_at * 1000) / 1000:.3f}/{secrets.token_urlsafe(12)}"
+    return signing.Signer(salt=STAMP_SALT).sign(value)
+
+
+def _read_stamp(stamp: str) -> tuple[float, str] | None:
+    try:
+        shown_at, _, nonce = signing.Signer(salt=STAMP_SALT).unsign(stamp).partition("/")
+        return float(shown_at), nonce
+    except (signing.BadSignature, ValueError):
+        return None
 
 
 def stamp_age(stamp: str, now: float | None = None) -> float | None:
     """Seconds since the form carrying `stamp` was shown, or None if it is not ours."""
-    try:
-        shown_at = float(signing.Signer(salt=STAMP_SALT).unsign(stamp))
-    except (signing.BadSignature, ValueError):
+    read = _read_stamp(stamp)
+    if read is None:
         return None
-    return (time.time() if now is None else now) - shown_at
+    return (time.time() if now is None else now) - read[0]
 
 
-class SignupForm(forms.Form):
+def stamp_claim(stamp: str) -> str:
+    """Use up the stamp's nonce: "" the first time, else why the form must be sent again.
+
+    Call it only for a form about to be acted on (valid, and not a trapped bot's), so
+    that a person correcting a mistake can send the same page again.
+    """
+    read = _read_stamp(stamp)
+    if read is None:
+        return STAMP_STALE  # looks_automated() has already turned these away
+    shown_at, nonce = read
+    # No nonce: a page shown before stamps had one (left open across an upgrade).
+    if not nonce or time.time() - shown_at > STAMP_MAX_AGE:
+        return STAMP_STALE
+    # A nonce is remembered as long as its stamp could still be sent.
+    if not cooldown(name="signup-stamp", key=nonce, seconds=STAMP_MAX_AGE + 60):
+        return STAMP_USED
+    return ""
+
+
+def address_from(raw: str) -> str:
+    """The address typed into a form, normalised and checked; ValidationError if not one."""
+    if "\r" in raw or "\n" in raw:
+        # A line break in an address is a header-injection attempt, never a typo.
+        raise ValidationError("An email address cannot contain line breaks.")
+    address = normalise_email(raw)
+    if not address:
+        raise ValidationError("Enter your email address.")
+    if len(address) > MAX_EMAIL_LENGTH:
+        raise ValidationError(f"An email address has at most {MAX_EMAIL_LENGTH} characters.")
+    EmailValidator(message="Enter an email address like name@example.org.")(address)
+    return address
+
+
+def email_field() -> forms.CharField:
     # A CharField rather than an EmailField: the address is normalised (IDN domains to
     # punycode) before it is validated, and CR/LF are refused before anything strips them.
-    email = forms.CharField(
+    return forms.CharField(
         label="Email address",
         strip=False,
-        max_length=MAX_EMAIL_LENGTH + 20,  # white space around a paste; checked exactly below
+        max_length=MAX_EMAIL_LENGTH + 20,  # white space around a paste; checked exactly later
         error_messages={
             "required": "Enter your email address.",
             "max_length": f"An email address has at most {MAX_EMAIL_LENGTH} characters.",
         },
     )
+
+
+class SignupForm(forms.Form):
+    email = email_field()
     topics = forms.CharField(
         label="Topics",
         required=False,  # none: the day's trending papers
@@ -166,23 +227,26 @@ class SignupForm(forms.Form):
         age = stamp_age(str(self.data.get("started", "")))
         return age is None or age < min_seconds_to_submit()
 
+    def claim_stamp(self) -> bool:
+        """Use the form's stamp up; False (with a message on the form) if it was used or
+        is stale. The form then carries a fresh stamp, so the page can be sent again."""
+        problem = stamp_claim(str(self.data.get("started", "")))
+        if not problem:
+            return True
+        # Every field of this form has one value, so a plain dict loses nothing. (Not
+        # {**data}: a QueryDict would give up its lists of values.)
+        data = self.data.dict() if isinstance(self.data, QueryDict) else dict(self.data)
+        self.data = {**data, "started": form_stamp()}
+        self.add_error(None, problem)
+        return False
+
     def typed_email(self) -> str:
         """The address as typed, tidied, to show on the next page even when not valid."""
         raw = str(self.data.get("email", ""))
         return normalise_email(" ".join(raw.split()))[:MAX_EMAIL_LENGTH]
 
     def clean_email(self) -> str:
-        raw: str = self.cleaned_data["email"]
-        if "\r" in raw or "\n" in raw:
-            # A line break in an address is a header-injection attempt, never a typo.
-            raise ValidationError("An email address cannot contain line breaks.")
-        address = normalise_email(raw)
-        if not address:
-            raise ValidationError("Enter your email address.")
-        if len(address) > MAX_EMAIL_LENGTH:
-            raise ValidationError(f"An email address has at most {MAX_EMAIL_LENGTH} characters.")
-        EmailValidator(message="Enter an email address like name@example.org.")(address)
-        return address
+        return address_from(self.cleaned_data["email"])
 
     def clean_topics(self) -> list[str]:
         try:

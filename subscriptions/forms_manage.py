@@ -1,5 +1,6 @@
 """The manage page's settings form: topics (optional), what they are looking for, the
-trending mix, how often and when, how many, and email or feed only."""
+trending mix, how often and when, how many, and email or feed only. And the one-field form
+that asks for a fresh link to it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from django import forms
 
 from .form_fields import hour_field, trending_field, weekday_field, zone_field, zone_from_text
+from .forms import address_from, email_field
 from .intent import (
     INTENT_HELP,
     INTENT_LABEL,
@@ -121,3 +123,12 @@ class DigestSettingsForm(forms.Form):
         for errors in self.errors.values():
             return str(errors[0])
         return ""
+
+
+class ManageLinkForm(forms.Form):
+    """ "Email me a link to my settings": the address only."""
+
+    email = email_field()
+
+    def clean_email(self) -> str:
+        return address_from(self.cleaned_data["email"])

@@ -25,8 +25,17 @@ def unsubscribe_url(subscriber: Subscriber) -> str:
 
 
 def manage_url(subscriber: Subscriber) -> str:
+    """The settings page. The token carries the time it was made and works for
+    PAPERBOY_MANAGE_LINK_MAX_AGE_DAYS: each digest gets a fresh one."""
     token = make_token(subscriber, Purpose.MANAGE)
     return absolute(reverse("subscriptions:manage", args=[token]))
+
+
+def manage_action_url(subscriber: Subscriber, action: str) -> str:
+    """The emailed link that downloads ("export") or deletes ("delete") their data;
+    it works for PAPERBOY_ACTION_LINK_MAX_AGE_MINUTES."""
+    token = make_token(subscriber, Purpose.ACTION, extra=action)
+    return absolute(reverse("subscriptions:manage_action", args=[token]))
 
 
 def digest_path(subscriber: Subscriber, edition_date: dt.date) -> str:

@@ -3,30 +3,60 @@
 Plain functions the manage views call. Reads (preview, recent digests, export) never
 write, because mail scanners and link previewers follow every GET; every write is a
 function of its own, reached only by a POST.
+
+The manage link travels in digests, and digests get forwarded. So the link expires
+(PAPERBOY_MANAGE_LINK_MAX_AGE_DAYS; every digest carries a fresh one), and whoever holds
+it may change the digest but not take or destroy the person's data: downloading it or
+deleting everything first emails the address a short-lived link (an ACTION token,
+PAPERBOY_ACTION_LINK_MAX_AGE_MINUTES), and only that link does it. An expired manage link
+leads to a form that emails a fresh one (`manage_link_request`), answering alike for
+every address. Each of these emails goes out at most once per EMAIL_INTERVAL per address
+and action, from a Celery task.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
+from functools import partial
 from typing import Any
 
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from digest.edition_papers import candidate_papers
-from digest.emails import PaperEntry, long_date, paper_entry
+from digest.emails import (
+    PaperEntry,
+    build_message,
+    long_date,
+    paper_entry,
+    render_email,
+    signup_headers,
+)
 from digest.feedback import feedback_undo, subscriber_feedback, value_word
 from digest.match_chunks import SKIP_NO_PAPERS
 from digest.models import Delivery, Edition, Paper
 from digest.planning import latest_paper_date, subscriber_preview
 
+from . import ratelimit
 from .intent import clean_intent
-from .links import digest_path
-from .models import EmailEvent, Subscriber, new_subscriber_key
+from .links import digest_path, manage_action_url, manage_url
+from .models import EmailEvent, Subscriber, new_subscriber_key, normalise_email
+from .ratelimit import Limit
 from .schedule import zone
+from .signup import EMAIL_INTERVAL, email_send
+from .tokens import (
+    BadToken,
+    Purpose,
+    action_link_max_age,
+    manage_link_max_age,
+    subscriber_for_token,
+)
 from .topics import clean_interests
 
 MIN_PAPERS, MAX_PAPERS = 1, 20
@@ -341,3 +371,148 @@ def subscriber_delete(*, subscriber: Subscriber) -> None:
     and name the address, so they go explicitly."""
     _events(subscriber).delete()
     Subscriber.objects.filter(pk=subscriber.pk).delete()
+
+
+# --- Links by email ---------------------------------------------------------------------
+
+# Per client IP, for the "email me a new link" form: it sends mail, so it is counted.
+MANAGE_LINK_PER_IP = Limit("manage-link-ip", count=5, seconds=10 * 60)
+LINK_EMAIL = "account_link"  # account_link.mjml, account_link.txt, account_link_subject.txt
+
+
+class Action(StrEnum):
+    """What an emailed action link does."""
+
+    EXPORT = "export"
+    DELETE = "delete"
+
+
+class LinkOutcome(StrEnum):
+    """What a link email task did. For logs and tests: the pages say the same for all."""
+
+    SENT = "sent"
+    SENT_RECENTLY = "sent recently, not again yet"
+    NOTHING_SENT = "nothing sent"
+    FAILED = "the send failed"
+
+
+def duration_words(span: dt.timedelta) -> str:
+    """ "60 days", "1 hour", "45 minutes": how long a link works, as a person says it."""
+    minutes = int(span.total_seconds() // 60)
+    if minutes % (24 * 60) == 0:
+        count, word = minutes // (24 * 60), "day"
+    elif minutes % 60 == 0:
+        count, word = minutes // 60, "hour"
+    else:
+        count, word = minutes, "minute"
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _link_email(
+    *, subscriber: Subscriber, kind: str, url: str, valid_for: str
+) -> EmailMultiAlternatives:
+    context = {
+        "kind": kind,
+        "email": subscriber.email,
+        "action_url": url,
+        "valid_for": valid_for,
+        "site_url": settings.SITE_URL,
+        "site_name": settings.SITE_URL.split("://", 1)[-1],
+    }
+    return build_message(
+        to=subscriber.email,
+        rendered=render_email(name=LINK_EMAIL, context=context),
+        headers=signup_headers(),
+    )
+
+
+def manage_link_message(*, subscriber: Subscriber) -> EmailMultiAlternatives:
+    """A fresh link to their settings, asked for on the expired-link page."""
+    return _link_email(
+        subscriber=subscriber,
+        kind="manage_link",
+        url=manage_url(subscriber),
+        valid_for=duration_words(manage_link_max_age()),
+    )
+
+
+def manage_action_message(*, subscriber: Subscriber, action: str) -> EmailMultiAlternatives:
+    """The link that downloads or deletes their data, asked for on the manage page."""
+    return _link_email(
+        subscriber=subscriber,
+        kind=Action(action).value,
+        url=manage_action_url(subscriber, action),
+        valid_for=duration_words(action_link_max_age()),
+    )
+
+
+def _send_once(
+    subscriber: Subscriber, slot: str, message: Callable[..., EmailMultiAlternatives]
+) -> LinkOutcome:
+    """Send unless this slot (an address and a kind of email) was used in EMAIL_INTERVAL."""
+    seconds = int(EMAIL_INTERVAL.total_seconds())
+    if not ratelimit.cooldown(name=slot, key=subscriber.key, seconds=seconds):
+        return LinkOutcome.SENT_RECENTLY
+    if not email_send(subscriber=subscriber, make_message=message):
+        ratelimit.cooldown_release(name=slot, key=subscriber.key)
+        return LinkOutcome.FAILED
+    return LinkOutcome.SENT
+
+
+def manage_link_request(*, email: str, ip: str) -> None:
+    """Someone typed an address to get a fresh settings link.
+
+    Raises ratelimit.RateLimited when the IP is over MANAGE_LINK_PER_IP. Otherwise the same
+    work for every address, known or not: one task queued; the task looks it up.
+    """
+    ratelimit.check(limit=MANAGE_LINK_PER_IP, key=ip)
+    address = normalise_email(email)
+    from .tasks import send_manage_link_task  # the tasks module imports this one
+
+    with transaction.atomic():
+        transaction.on_commit(lambda: send_manage_link_task.delay(address))
+
+
+def manage_link_send(*, email: str) -> LinkOutcome:
+    """The task's half: a settings link to a subscriber's address; nothing to an address
+    we do not know or may not write to (suppressed)."""
+    subscriber = Subscriber.objects.filter(email=normalise_email(email)).first()
+    if subscriber is None or subscriber.status == Subscriber.Status.SUPPRESSED:
+        return LinkOutcome.NOTHING_SENT
+    return _send_once(subscriber, "manage-link", manage_link_message)
+
+
+def manage_action_possible(subscriber: Subscriber) -> bool:
+    """Whether we can email them the link: not to an address that bounced or complained."""
+    return subscriber.status != Subscriber.Status.SUPPRESSED
+
+
+def manage_action_request(*, subscriber: Subscriber, action: Action) -> None:
+    """From the manage page: email the address the link that does `action`."""
+    from .tasks import send_manage_action_task  # the tasks module imports this one
+
+    subscriber_id, value = subscriber.pk, action.value
+    with transaction.atomic():
+        transaction.on_commit(lambda: send_manage_action_task.delay(subscriber_id, value))
+
+
+def manage_action_send(*, subscriber_id: int, action: str) -> LinkOutcome:
+    """The task's half: at most one such link per action every EMAIL_INTERVAL."""
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None or not manage_action_possible(subscriber):
+        return LinkOutcome.NOTHING_SENT
+    message = partial(manage_action_message, action=Action(action).value)
+    return _send_once(subscriber, f"manage-{action}", message)
+
+
+def action_link_read(*, token: str) -> tuple[Subscriber, Action]:
+    """Whose data an emailed action link is for, and what it does.
+
+    Raises ExpiredToken (a BadToken) when it is too old, BadToken when it is not ours or
+    its subscriber is gone (deleted: the link did its work).
+    """
+    subscriber, extra = subscriber_for_token(token, Purpose.ACTION)
+    try:
+        return subscriber, Action(extra)
+    except ValueError:
+        raise BadToken(f"no such action {extra!r}") from None

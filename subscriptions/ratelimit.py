@@ -84,6 +84,11 @@ def cooldown(*, name: str, key: str, seconds: int) -> bool:
     return bool(cache.add(f"{KEY_PREFIX}:{name}:{_digest(key)}", 1, timeout=seconds))
 
 
+def cooldown_release(*, name: str, key: str) -> None:
+    """Hand a cooldown's slot back (the email it was taken for could not be sent)."""
+    cache.delete(f"{KEY_PREFIX}:{name}:{_digest(key)}")
+
+
 def client_key(remote_addr: str) -> str:
     """The part of a client's IP to count by: the address for IPv4, the /64 for IPv6.
 

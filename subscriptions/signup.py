@@ -1,28 +1,37 @@
 """Signing up, confirming, and sending the confirmation again: plain functions the views call.
 
 Double opt-in. The public form only ever creates (or refreshes) a *pending* subscriber and
-sends one email, with a link that proves the address belongs to whoever typed it; nothing
-else is sent to a pending address. Whatever state an address is in, the person at the
-form sees the same "check your inbox" page, so the form cannot be used to find out who
-subscribes. What differs happens in the owner's inbox only:
+has one email sent, with a link that proves the address belongs to whoever typed it;
+nothing else is sent to a pending address. Whatever state an address is in, the person at
+the form sees the same "check your inbox" page, after the same work: the request runs the
+same three SQL statements for every address and queues one Celery task
+(`send_signup_email_task`, after the commit), and the task decides what, if anything, to
+send. So neither the page nor its timing says whether an address subscribes. What differs
+happens in the owner's inbox only:
 
 ==============  ==================================================================
-address is      what happens
+address is      what the owner gets
 ==============  ==================================================================
 new             pending; confirmation email
 pending         settings (topics, mix, frequency, hour, zone…) updated to what was typed
-                now; confirmation sent again, but at most once per CONFIRMATION_INTERVAL
+                now; confirmation sent again, at most once per EMAIL_INTERVAL
 unsubscribed    pending again, with the new settings; confirmation email
 active, paused  nothing changes (a stranger must not edit someone's topics); a short
                 "you're already subscribed" email with the settings link, at most
-                once per CONFIRMATION_INTERVAL
+                once per EMAIL_INTERVAL
 suppressed      nothing at all: the address bounced or complained, and only an
                 operator may put it back
 ==============  ==================================================================
 
-Emails go out after the transaction commits, so an email never refers to a row that was
-rolled back; a send that fails is logged and does not fail the page (the person can ask
-again, and the throttle slot is handed back).
+Abuse limits. Per client IP (an IPv6 client by its /64; behind a proxy, see
+paperboy/client_ip.py): SIGNUP_PER_IP signups and RESEND_PER_IP "send it again"s, over
+which the page is a 429. Per address there is no refusal at all, only EMAIL_INTERVAL
+between two emails to it: strangers typing someone's address can neither lock its owner
+out (their signup and their confirmation link always work) nor send it more than six
+signup emails an hour. The confirmation link confirms whatever was typed last.
+
+A send that fails is logged, never shown (the page is long made), and the 10-minute slot
+is handed back so the person can ask again at once.
 """
 
 from __future__ import annotations
@@ -33,10 +42,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import partial
 from typing import Any
 
-from django.core import signing
 from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
@@ -57,20 +64,16 @@ from . import ratelimit
 from .intent import clean_intent
 from .models import Subscriber, normalise_email
 from .ratelimit import Limit
-from .tokens import BadToken, Purpose, subscriber_for_token
+from .tokens import BadToken, ExpiredToken, Purpose, subscriber_for_token
 from .topics import MAX_INTEREST_LENGTH, clean_interests
 
 logger = logging.getLogger(__name__)
 
-# Abuse limits. Per IP: a household or an office shares one, so a few tries each way.
-# Per address: counted on every valid request for it, whatever the address's state, so a
-# 429 says nothing about whether the address subscribes; it also caps the emails one
-# address can be sent from the form in a day.
+# Per IP: a household or an office shares one, so a few tries each way.
 SIGNUP_PER_IP = Limit("signup-ip", count=5, seconds=10 * 60)
 RESEND_PER_IP = Limit("resend-ip", count=5, seconds=10 * 60)
-REQUESTS_PER_ADDRESS = Limit("signup-address", count=3, seconds=24 * 60 * 60)
-# At most one signup email per address this often, whatever the counters say.
-CONFIRMATION_INTERVAL = dt.timedelta(minutes=10)
+# Per address: at most one email from the form this often, whoever asks.
+EMAIL_INTERVAL = dt.timedelta(minutes=10)
 
 SUGGESTION_DAYS = 14
 SUGGESTIONS_SHOWN = 40
@@ -78,13 +81,14 @@ SUGGESTIONS_CACHE_SECONDS = 10 * 60
 
 
 class Outcome(StrEnum):
-    """What a signup or resend did. For logs and tests: the page is the same for all."""
+    """What a signup email task did. For logs and tests: the page is the same for all."""
 
     CONFIRMATION_SENT = "confirmation sent"
     CONFIRMATION_SENT_RECENTLY = "confirmation sent recently, not again yet"
     ALREADY_SUBSCRIBED = "already subscribed, settings link sent"
     ALREADY_SUBSCRIBED_RECENTLY = "already subscribed, settings link sent recently"
     NOTHING_SENT = "nothing sent"
+    FAILED = "the send failed"
 
 
 # --- Signing up -------------------------------------------------------------------------
@@ -99,61 +103,41 @@ def subscriber_signup(
     ip: str,
     intent: str = "",
     **choices: Any,
-) -> Outcome:
+) -> None:
     """Ask for a subscription: the form's cleaned data and the client's IP key.
 
     `choices`: more of the reader's settings (trending, send_hour, send_weekday,
     time_zone), stored like the rest; without topics the reader gets the trending list.
 
-    Raises ratelimit.RateLimited before touching the database when over a limit.
+    Raises ratelimit.RateLimited before touching the database when the IP is over its
+    limit. The email is the task's business (`signup_email_send`).
     """
     email = normalise_email(email)
-    topics = clean_interests(interests)
-    intent = clean_intent(intent)  # the form cleaned it; other callers may not
+    fields: dict[str, Any] = {
+        "interests": clean_interests(interests),
+        "intent": clean_intent(intent),  # the form cleaned it; other callers may not
+        "frequency": frequency,
+        "max_papers": max_papers,
+        **choices,
+    }
     ratelimit.check(limit=SIGNUP_PER_IP, key=ip)
-    ratelimit.check(limit=REQUESTS_PER_ADDRESS, key=email)
     with transaction.atomic():
-        subscriber, created = Subscriber.objects.select_for_update().get_or_create(
-            email=email,
-            defaults={
-                "interests": topics,
-                "intent": intent,
-                "frequency": frequency,
-                "max_papers": max_papers,
-                "status": Subscriber.Status.PENDING,
-                **choices,
-            },
+        # The same three statements whatever the address's state. New: the row is made
+        # pending. Pending or unsubscribed: (again) pending, with what was typed now.
+        # Active, paused, suppressed: the update matches nothing.
+        Subscriber.objects.bulk_create(
+            [Subscriber(email=email, status=Subscriber.Status.PENDING, **fields)],
+            ignore_conflicts=True,
         )
-        status = subscriber.status
-        if status == Subscriber.Status.SUPPRESSED:
-            outcome = Outcome.NOTHING_SENT
-        elif status in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED):
-            outcome = _tell_already_subscribed(subscriber)
-        else:  # new, pending or unsubscribed: (again) pending, with what they typed now
-            if not created:
-                subscriber.interests = topics
-                subscriber.intent = intent
-                subscriber.frequency = frequency
-                subscriber.max_papers = max_papers
-                subscriber.status = Subscriber.Status.PENDING
-                for name, value in choices.items():
-                    setattr(subscriber, name, value)
-                subscriber.save(
-                    update_fields=[
-                        "interests",
-                        "intent",
-                        "frequency",
-                        "max_papers",
-                        "status",
-                        *choices,
-                    ]
-                )
-            outcome = _send_confirmation(subscriber)
-    logger.info("signup %s: %s", subscriber.pk, outcome)
-    return outcome
+        Subscriber.objects.filter(
+            email=email,
+            status__in=[Subscriber.Status.PENDING, Subscriber.Status.UNSUBSCRIBED],
+        ).update(status=Subscriber.Status.PENDING, **fields)
+        subscriber_id = Subscriber.objects.values_list("pk", flat=True).get(email=email)
+        _queue_signup_email(subscriber_id)
 
 
-def subscriber_resend(*, email: str, ip: str) -> Outcome:
+def subscriber_resend(*, email: str, ip: str) -> None:
     """Send the confirmation again ("didn't get it?"), changing no settings.
 
     Same rules and same silence as a signup; an address with no pending or active
@@ -161,91 +145,110 @@ def subscriber_resend(*, email: str, ip: str) -> Outcome:
     """
     email = normalise_email(email)
     ratelimit.check(limit=RESEND_PER_IP, key=ip)
-    ratelimit.check(limit=REQUESTS_PER_ADDRESS, key=email)
     with transaction.atomic():
-        subscriber = Subscriber.objects.select_for_update().filter(email=email).first()
-        if subscriber is None:
-            return Outcome.NOTHING_SENT
-        if subscriber.status == Subscriber.Status.PENDING:
-            outcome = _send_confirmation(subscriber)
-        elif subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED):
-            outcome = _tell_already_subscribed(subscriber)
-        else:
-            outcome = Outcome.NOTHING_SENT
-    logger.info("resend %s: %s", subscriber.pk, outcome)
-    return outcome
+        ids = Subscriber.objects.filter(email=email).values_list("pk", flat=True)
+        for subscriber_id in ids:  # none for an address never typed into the form
+            _queue_signup_email(subscriber_id)
 
 
 def confirmation_send(*, subscriber: Subscriber) -> bool:
-    """Send a pending subscriber the confirmation email (the admin's "resend" action).
+    """Have a pending subscriber sent the confirmation email (the admin's "resend").
 
-    True if one was queued; False if one went out less than CONFIRMATION_INTERVAL ago
-    or the subscriber is not pending. No per-IP or per-address counters: an operator
-    is not a stranger at the form.
+    True if one was queued; False if one went out less than EMAIL_INTERVAL ago or the
+    subscriber is not pending. No per-IP counters: an operator is not a stranger at the
+    form.
     """
-    with transaction.atomic():
-        return _send_confirmation(subscriber) is Outcome.CONFIRMATION_SENT
+    due = (
+        Subscriber.objects.filter(pk=subscriber.pk, status=Subscriber.Status.PENDING)
+        .filter(_slot_free(timezone.now()))
+        .exists()
+    )
+    if due:
+        with transaction.atomic():
+            _queue_signup_email(subscriber.pk)
+    return due
+
+
+def _queue_signup_email(subscriber_id: int) -> None:
+    # Imported here: the tasks module imports this one.
+    from .tasks import send_signup_email_task
+
+    transaction.on_commit(lambda: send_signup_email_task.delay(subscriber_id))
+
+
+def signup_email_send(*, subscriber_id: int) -> Outcome:
+    """The email a signup or resend owes the address, if any (see the module's table).
+
+    Run by the task, so safe to run twice: the second run finds the slot taken.
+    """
+    subscriber = Subscriber.objects.filter(pk=subscriber_id).first()
+    if subscriber is None:  # deleted since
+        outcome = Outcome.NOTHING_SENT
+    elif subscriber.status == Subscriber.Status.PENDING:
+        outcome = _send_confirmation(subscriber)
+    elif subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED):
+        outcome = _tell_already_subscribed(subscriber)
+    else:
+        outcome = Outcome.NOTHING_SENT
+    logger.info("signup email for %s: %s", subscriber_id, outcome)
+    return outcome
+
+
+def _slot_free(now: dt.datetime) -> Q:
+    return Q(confirmation_sent_at__isnull=True) | Q(confirmation_sent_at__lte=now - EMAIL_INTERVAL)
 
 
 def _send_confirmation(subscriber: Subscriber) -> Outcome:
-    """Claim the address's confirmation slot with a conditional update, then send on commit.
+    """Claim the address's confirmation slot with a conditional update, then send.
 
-    confirmation_sent_at is the truth about the last email: two requests at once cannot
-    both change the row, so they cannot both send.
+    confirmation_sent_at is the truth about the last email: two tasks at once cannot both
+    change the row, so they cannot both send.
     """
     now = timezone.now()
     previous = subscriber.confirmation_sent_at
     claimed = (
         Subscriber.objects.filter(pk=subscriber.pk, status=Subscriber.Status.PENDING)
-        .filter(
-            Q(confirmation_sent_at__isnull=True)
-            | Q(confirmation_sent_at__lte=now - CONFIRMATION_INTERVAL)
-        )
+        .filter(_slot_free(now))
         .update(confirmation_sent_at=now)
     )
     if claimed != 1:
         return Outcome.CONFIRMATION_SENT_RECENTLY
     subscriber.confirmation_sent_at = now
-
-    def give_back() -> None:
-        # Only if no later request has claimed the slot since.
+    if not email_send(subscriber=subscriber, make_message=confirmation_message):
+        # Handed back, unless a later request has claimed the slot since.
         Subscriber.objects.filter(pk=subscriber.pk, confirmation_sent_at=now).update(
             confirmation_sent_at=previous
         )
-
-    transaction.on_commit(
-        partial(_send_after_commit, subscriber.pk, confirmation_message, give_back)
-    )
+        return Outcome.FAILED
     return Outcome.CONFIRMATION_SENT
 
 
 def _tell_already_subscribed(subscriber: Subscriber) -> Outcome:
     # No field records this email (the model is not ours to change), so the cache keeps
     # the "at most one per interval" slot; losing it on a cache flush costs one email.
-    if not ratelimit.cooldown(
-        name="already-subscribed",
-        key=subscriber.email,
-        seconds=int(CONFIRMATION_INTERVAL.total_seconds()),
-    ):
+    slot = {"name": "already-subscribed", "key": subscriber.email}
+    if not ratelimit.cooldown(**slot, seconds=int(EMAIL_INTERVAL.total_seconds())):
         return Outcome.ALREADY_SUBSCRIBED_RECENTLY
-    transaction.on_commit(
-        partial(_send_after_commit, subscriber.pk, already_subscribed_message, lambda: None)
-    )
+    if not email_send(subscriber=subscriber, make_message=already_subscribed_message):
+        ratelimit.cooldown_release(**slot)
+        return Outcome.FAILED
     return Outcome.ALREADY_SUBSCRIBED
 
 
-def _send_after_commit(
-    subscriber_pk: int,
-    make_message: Callable[..., EmailMultiAlternatives],
-    on_failure: Callable[[], None],
-) -> None:
-    """Send one signup email; a failure is logged, never shown: the page is already made."""
+def email_send(
+    *, subscriber: Subscriber, make_message: Callable[..., EmailMultiAlternatives]
+) -> bool:
+    """Send one email made for the subscriber; a failure is logged and returns False.
+
+    For the emails a person asks for on a page (confirmations, links): the page is
+    already made, and the person can ask again.
+    """
     try:
-        subscriber = Subscriber.objects.get(pk=subscriber_pk)
         make_message(subscriber=subscriber).send()
     except Exception:  # SMTP and ESP errors have no common base class
-        logger.exception("could not send a signup email to subscriber %s", subscriber_pk)
-        on_failure()
+        logger.exception("could not send an email to subscriber %s", subscriber.pk)
+        return False
+    return True
 
 
 # --- Confirming -------------------------------------------------------------------------
@@ -262,6 +265,7 @@ class LinkState(StrEnum):
 class ConfirmLink:
     subscriber: Subscriber
     state: LinkState
+    expired: bool = False  # older than CONFIRM_MAX_AGE, whatever the state
 
 
 def confirm_link_read(*, token: str) -> ConfirmLink:
@@ -269,31 +273,18 @@ def confirm_link_read(*, token: str) -> ConfirmLink:
     try:
         subscriber, _ = subscriber_for_token(token, Purpose.CONFIRM)
         expired = False
-    except BadToken:
-        subscriber = _subscriber_for_expired_token(token)
-        expired = True
-    return ConfirmLink(subscriber, _link_state(subscriber, expired=expired))
-
-
-def _subscriber_for_expired_token(token: str) -> Subscriber:
-    """The subscriber of a token that is ours but too old; BadToken for anything else.
-
-    tokens.read_token folds "expired" into BadToken; an expired link deserves an offer
-    of a new one, a tampered one the bad-link page, so check the signature without age.
-    """
-    try:
-        value = signing.TimestampSigner(salt=Purpose.CONFIRM.value).unsign(token)
-    except signing.BadSignature:
-        raise BadToken("not a confirmation token") from None
-    subscriber = Subscriber.objects.filter(key=value.partition(":")[0]).first()
-    if subscriber is None:
-        raise BadToken("no such subscriber")
-    return subscriber
+    except ExpiredToken as exc:
+        # Ours but too old: it deserves an offer of a new one, not the bad-link page.
+        found = exc.subscriber()
+        if found is None:
+            raise BadToken("no such subscriber") from None
+        subscriber, expired = found, True
+    return ConfirmLink(subscriber, _link_state(subscriber, expired=expired), expired)
 
 
 def _link_state(subscriber: Subscriber, *, expired: bool) -> LinkState:
     if subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED):
-        return LinkState.CONFIRMED  # whoever holds the link owns the address
+        return LinkState.CONFIRMED
     if subscriber.status != Subscriber.Status.PENDING:
         return LinkState.CLOSED
     return LinkState.EXPIRED if expired else LinkState.READY

@@ -12,7 +12,7 @@ urlpatterns = [
     path("signup/resend", views_signup.signup_resend, name="signup_resend"),
     path("confirm/<str:token>", views_signup.confirm, name="confirm"),
     path("confirm/<str:token>/resend", views_signup.confirm_resend, name="confirm_resend"),
-    # manage page, preview, export, delete, feedback undo (views_manage.py)
+    # manage page, preview, export, delete, feedback undo, new links (views_manage.py)
     path("manage/<str:token>", views_manage.manage, name="manage"),
     path("manage/<str:token>/preview", views_manage.manage_preview, name="manage_preview"),
     path("manage/<str:token>/pause", views_manage.manage_pause, name="manage_pause"),
@@ -25,6 +25,10 @@ urlpatterns = [
         views_manage.manage_feedback_undo,
         name="manage_feedback_undo",
     ),
+    # links by email: a fresh settings link, and the emailed export / delete link
+    path("manage-link", views_manage.manage_link_form, name="manage_link_form"),
+    path("manage-link/sent", views_manage.manage_link_sent, name="manage_link_sent"),
+    path("your-data/<str:token>", views_manage.manage_action, name="manage_action"),
     # unsubscribe (views.py)
     path("unsubscribe/<str:token>", views.unsubscribe, name="unsubscribe"),
 ]

@@ -4,6 +4,10 @@ The signed manage token in the URL is the credential; the forms still carry a CS
 token, because this is an ordinary page a browser fills in (only the RFC 8058
 unsubscribe POST goes without). Every response is `never_cache`: the pages hold
 personal settings, and Back after a delete must not bring them up again.
+
+A manage link expires (an expired one shows a form that emails a fresh one), and it does
+not reach the person's data by itself: "download" and "delete" email the address a link
+of their own (`manage_action`), which does it.
 """
 
 from __future__ import annotations
@@ -20,16 +24,23 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from digest.emails import one_line
 from digest.feedback import subscriber_feedback
 from digest.feeds import feed_urls
 
-from .forms_manage import DigestSettingsForm
+from .forms_manage import DigestSettingsForm, ManageLinkForm
 from .manage import (
+    Action,
     Preview,
+    action_link_read,
     digest_preview,
+    duration_words,
+    manage_action_possible,
+    manage_action_request,
+    manage_link_request,
     next_digest_words,
     subscriber_can_resume,
     subscriber_delete,
@@ -43,21 +54,34 @@ from .manage import (
     subscriber_settings_update,
 )
 from .models import Subscriber
+from .ratelimit import RateLimited
 from .schedule import timezone_names
-from .tokens import BadToken, Purpose, make_token, subscriber_for_token
+from .tokens import (
+    BadToken,
+    ExpiredToken,
+    Purpose,
+    action_link_max_age,
+    make_token,
+    manage_link_max_age,
+    subscriber_for_token,
+)
+from .views_signup import client_ip, too_many
 
 ManageView = Callable[[HttpRequest, Subscriber, str], HttpResponse]
 
 
 def with_manage_token(view: ManageView) -> Callable[[HttpRequest, str], HttpResponse]:
-    """Resolve the token to its subscriber, or show the friendly bad-link page (400)."""
+    """Resolve the token to its subscriber, or show the friendly bad-link page (400), or
+    for a link that is ours but too old the page that offers a fresh one (410)."""
 
     @functools.wraps(view)
     def wrapped(request: HttpRequest, token: str) -> HttpResponse:
         try:
             subscriber, _ = subscriber_for_token(token, Purpose.MANAGE)
+        except ExpiredToken:
+            return _new_link_page(request, expired="settings")
         except BadToken:
-            return render(request, "subscriptions/bad_link.html", status=400)
+            return _bad_link(request)
         return view(request, subscriber, token)
 
     return never_cache(wrapped)
@@ -200,9 +224,100 @@ def manage_feedback_undo(request: HttpRequest, subscriber: Subscriber, token: st
     return redirect(reverse("subscriptions:manage", args=[token]) + "#feedback")
 
 
-@require_http_methods(["GET"])
+def _bad_link(request: HttpRequest) -> HttpResponse:
+    return render(request, "subscriptions/bad_link.html", status=400)
+
+
+def _new_link_page(
+    request: HttpRequest, *, expired: str = "", form: ManageLinkForm | None = None
+) -> HttpResponse:
+    """The form that emails a fresh settings link. Reached from an expired settings link
+    (expired="settings") or export/delete link (expired="action"), it says so, with 410."""
+    context = {
+        "expired": expired,
+        "form": form or ManageLinkForm(),
+        "manage_days": duration_words(manage_link_max_age()),
+        "action_minutes": duration_words(action_link_max_age()),
+    }
+    status = 410 if expired else 200
+    return render(request, "subscriptions/manage_new_link.html", context, status=status)
+
+
+def _action_asked(
+    request: HttpRequest, subscriber: Subscriber, token: str, action: Action
+) -> HttpResponse:
+    """POST "download" or "delete" on the manage page: the link goes to their inbox."""
+    possible = manage_action_possible(subscriber)
+    if possible:
+        manage_action_request(subscriber=subscriber, action=action)
+    context = {
+        "subscriber": subscriber,
+        "action": action.value,
+        "possible": possible,
+        "valid_for": duration_words(action_link_max_age()),
+        **_urls(subscriber, token),
+    }
+    return render(request, "subscriptions/manage_action_sent.html", context)
+
+
+@require_http_methods(["GET", "POST"])
 @with_manage_token
 def manage_export(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpResponse:
+    """GET explains; POST emails the address the link that downloads their data."""
+    if request.method == "POST":
+        return _action_asked(request, subscriber, token, Action.EXPORT)
+    context = {"subscriber": subscriber, "step": "ask", **_urls(subscriber, token)}
+    return render(request, "subscriptions/manage_export.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@with_manage_token
+def manage_delete(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpResponse:
+    """GET says what goes; POST emails the address the link that deletes it."""
+    if request.method == "POST":
+        return _action_asked(request, subscriber, token, Action.DELETE)
+    context = {
+        "subscriber": subscriber,
+        "step": "ask",
+        "digests_sent": subscriber_sent_count(subscriber=subscriber),
+        **_urls(subscriber, token),
+    }
+    return render(request, "subscriptions/manage_delete.html", context)
+
+
+# The emailed link is the credential, as for a confirmation link (views_signup.confirm):
+# no CSRF token, since a mail app's browser may open it without the cookie. GET only
+# shows the button: mail scanners follow links, and must neither download nor delete.
+@csrf_exempt
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def manage_action(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed link that downloads or deletes the reader's data."""
+    try:
+        subscriber, action = action_link_read(token=token)
+    except ExpiredToken:
+        return _new_link_page(request, expired="action")
+    except BadToken:
+        return _bad_link(request)
+    if action is Action.EXPORT:
+        if request.method == "POST":
+            return _export_response(subscriber)
+        context = {"subscriber": subscriber, "step": "confirm", "action_url": request.path}
+        return render(request, "subscriptions/manage_export.html", context)
+    if request.method == "POST":
+        masked = subscriber.masked_email
+        subscriber_delete(subscriber=subscriber)
+        return render(request, "subscriptions/manage_deleted.html", {"masked_email": masked})
+    context = {
+        "subscriber": subscriber,
+        "step": "confirm",
+        "action_url": request.path,
+        "digests_sent": subscriber_sent_count(subscriber=subscriber),
+    }
+    return render(request, "subscriptions/manage_delete.html", context)
+
+
+def _export_response(subscriber: Subscriber) -> HttpResponse:
     data = subscriber_export(subscriber=subscriber)
     response = HttpResponse(
         json.dumps(data, indent=2, ensure_ascii=False) + "\n",
@@ -213,16 +328,25 @@ def manage_export(request: HttpRequest, subscriber: Subscriber, token: str) -> H
     return response
 
 
-@require_http_methods(["GET", "POST"])
-@with_manage_token
-def manage_delete(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpResponse:
-    if request.method == "GET":  # the confirm step; the POST below deletes
-        context = {
-            "subscriber": subscriber,
-            "digests_sent": subscriber_sent_count(subscriber=subscriber),
-            **_urls(subscriber, token),
-        }
-        return render(request, "subscriptions/manage_delete.html", context)
-    masked = subscriber.masked_email
-    subscriber_delete(subscriber=subscriber)
-    return render(request, "subscriptions/manage_deleted.html", {"masked_email": masked})
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def manage_link_form(request: HttpRequest) -> HttpResponse:
+    """ "Email me a link to my settings": the same answer whatever the address (the task
+    looks it up), rate limited per IP."""
+    if request.method != "POST":
+        return _new_link_page(request)
+    form = ManageLinkForm(request.POST)
+    if not form.is_valid():
+        return _new_link_page(request, form=form)
+    try:
+        manage_link_request(email=form.cleaned_data["email"], ip=client_ip(request))
+    except RateLimited as exc:
+        return too_many(request, exc)
+    # Post/redirect/get: reloading the next page does not ask again.
+    return redirect("subscriptions:manage_link_sent")
+
+
+@require_http_methods(["GET", "HEAD"])
+def manage_link_sent(request: HttpRequest) -> HttpResponse:
+    context = {"valid_for": duration_words(manage_link_max_age())}
+    return render(request, "subscriptions/manage_link_sent.html", context)

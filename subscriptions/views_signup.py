@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from digest.papers_pages import latest_top_papers
+from paperboy.client_ip import client_address
 
 from .forms import MAX_PAPERS, MIN_PAPERS, SignupForm
 from .links import manage_url
@@ -24,7 +25,6 @@ from .models import Subscriber
 from .ratelimit import RateLimited, client_key
 from .schedule import timezone_names
 from .signup import (
-    REQUESTS_PER_ADDRESS,
     LinkState,
     confirm_link_read,
     subscriber_confirm,
@@ -44,12 +44,11 @@ SUGGESTIONS_VISIBLE = 8
 def client_ip(request: HttpRequest) -> str:
     """The key to rate-limit this client by.
 
-    REMOTE_ADDR is the peer of this process. Behind a reverse proxy it is the proxy's
-    address, and every visitor would share one limit: there, have the proxy (or a small
-    middleware that trusts only your proxy's hops) set REMOTE_ADDR from the client's
-    address. X-Forwarded-For is never read here, since any client can send one.
+    Behind a reverse proxy REMOTE_ADDR is the proxy's address, and every visitor would
+    share one limit: `client_address` believes X-Forwarded-For only as far as it was
+    written by PAPERBOY_TRUSTED_PROXIES, and reads REMOTE_ADDR otherwise.
     """
-    return client_key(request.META.get("REMOTE_ADDR", ""))
+    return client_key(client_address(request))
 
 
 def _home(request: HttpRequest, form: SignupForm) -> HttpResponse:
@@ -87,11 +86,12 @@ def _every(hour: int) -> str:
     return "every evening" if 17 <= hour < 22 else "every night"
 
 
-def _too_many(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+def too_many(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+    """The 429 page of every form that sends email. Limits are per IP only, so it says
+    nothing about the address that was typed."""
     minutes = max(1, round(exc.retry_after / 60))
     hours = round(minutes / 60)
     context = {
-        "per_address": exc.limit == REQUESTS_PER_ADDRESS,
         "wait": f"{minutes} minute{'s' if minutes != 1 else ''}"
         if minutes < 90
         else f"about {hours} hours",
@@ -115,7 +115,9 @@ def home(request: HttpRequest) -> HttpResponse:
     if form.looks_automated():
         # The same page a person gets, and nothing created or sent: no hint to tune a bot.
         return _check_inbox(request, form.typed_email())
-    if not form.is_valid():
+    if not form.is_valid() or not form.claim_stamp():
+        # A used stamp (a replayed or twice-sent page) is said on the form, which now
+        # carries a fresh one.
         return _home(request, form)
     data = form.cleaned_data
     try:
@@ -132,7 +134,7 @@ def home(request: HttpRequest) -> HttpResponse:
             time_zone=data["time_zone"],
         )
     except RateLimited as exc:
-        return _too_many(request, exc)
+        return too_many(request, exc)
     return _check_inbox(request, data["email"])
 
 
@@ -155,7 +157,7 @@ def signup_resend(request: HttpRequest) -> HttpResponse:
     try:
         subscriber_resend(email=email, ip=client_ip(request))
     except RateLimited as exc:
-        return _too_many(request, exc)
+        return too_many(request, exc)
     return HttpResponseRedirect(reverse("subscriptions:signup_check_inbox") + "?again=1")
 
 
@@ -194,7 +196,9 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
         **_schedule(link.subscriber),
     }
     if state is LinkState.CONFIRMED:
-        context["manage_url"] = manage_url(link.subscriber)
+        # A fresh settings link for whoever holds a live confirmation link (it reached the
+        # address days ago at most); an old one only says it is done.
+        context["manage_url"] = "" if link.expired else manage_url(link.subscriber)
         # "Add us to your contacts": the bare address, as a person would type it in.
         context["from_address"] = parseaddr(settings.PAPERBOY_FROM_EMAIL)[1]
     return render(request, _CONFIRM_PAGES[state], context)
@@ -210,5 +214,5 @@ def confirm_resend(request: HttpRequest, token: str) -> HttpResponse:
     try:
         subscriber_resend(email=link.subscriber.email, ip=client_ip(request))
     except RateLimited as exc:
-        return _too_many(request, exc)
+        return too_many(request, exc)
     return _check_inbox(request, link.subscriber.email)

@@ -109,6 +109,24 @@ def reloaded(subscriber: Subscriber) -> Subscriber:
     return Subscriber.objects.get(pk=subscriber.pk)
 
 
+def emailed_link(
+    client: Client, url: str, outbox: list[Any], capture: Callable[..., Any], *, button: str
+) -> str:
+    """POST the manage page's "download" or "delete": the page says an email is on its
+    way, and the link in it (the path) is what does it."""
+    with capture(execute=True):  # the email task is queued once the request commits
+        response = client.post(url)
+    assert response.status_code == 200
+    page = text(response)
+    assert "We sent you an email to confirm" in page and f"<b>{button}</b>" in page
+    [message] = outbox
+    assert message.to == ["alice@example.org"]
+    found = re.search(r"https://paperboy\.example(/your-data/\S+)", message.body)
+    assert found, message.body
+    outbox.clear()
+    return found.group(1)
+
+
 def form_data(**changes: str) -> dict[str, str]:
     data = {"topics": "diffusion\nvideo generation\n-survey", "frequency": "daily"}
     data["max_papers"] = "10"
@@ -473,7 +491,12 @@ def test_no_digests_yet(alice: Subscriber, client: Client) -> None:
 
 
 def test_she_can_download_everything_kept_about_her(
-    alice: Subscriber, bob: Subscriber, papers: dict[str, Paper], client: Client
+    alice: Subscriber,
+    bob: Subscriber,
+    papers: dict[str, Paper],
+    client: Client,
+    mailoutbox: list[Any],
+    django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
     sent_digest(alice, EDITION_DATE, [papers["helios"], papers["survey"]])
     sent_digest(alice, EARLIER, [], status=Delivery.Status.SKIPPED)
@@ -483,7 +506,16 @@ def test_she_can_download_everything_kept_about_her(
     )
     EmailEvent.objects.create(event_id="ev-2", event_type="opened", recipient="bob@example.org")
 
-    response = client.get(page_of(alice) + "/export")
+    link = emailed_link(
+        client,
+        page_of(alice) + "/export",
+        mailoutbox,
+        django_capture_on_commit_callbacks,
+        button="Download my data",
+    )
+    # Opening the link shows a button (mail scanners follow links); the button downloads.
+    assert "Download my data</button>" in text(client.get(link))
+    response = client.post(link)
 
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json; charset=utf-8"
@@ -515,7 +547,12 @@ def test_she_can_download_everything_kept_about_her(
 
 
 def test_deleting_asks_first_then_removes_everything(
-    alice: Subscriber, bob: Subscriber, papers: dict[str, Paper], client: Client
+    alice: Subscriber,
+    bob: Subscriber,
+    papers: dict[str, Paper],
+    client: Client,
+    mailoutbox: list[Any],
+    django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
     sent_digest(alice, EDITION_DATE, [papers["helios"]])
     sent_digest(bob, EDITION_DATE, [papers["reward"]])
@@ -531,9 +568,17 @@ def test_deleting_asks_first_then_removes_everything(
     assert confirm.status_code == 200
     assert "Delete everything about you?" in text(confirm)
     assert "the record of the digest we sent you" in text(confirm)
-    assert Subscriber.objects.filter(pk=alice.pk).exists()
+    assert "Email me the link to delete</button>" in text(confirm)
+    link = emailed_link(
+        client, url, mailoutbox, django_capture_on_commit_callbacks, button="Delete my data…"
+    )
+    assert Subscriber.objects.filter(pk=alice.pk).exists()  # asking deleted nothing
+    last_chance = client.get(link)
+    assert "Delete everything about you?" in text(last_chance)
+    assert "Delete everything</button>" in text(last_chance)
+    assert Subscriber.objects.filter(pk=alice.pk).exists()  # nor did opening the link
 
-    done = client.post(url)
+    done = client.post(link)
 
     assert done.status_code == 200
     assert "Everything is deleted" in text(done) and "a•••@example.org" in text(done)
@@ -545,8 +590,8 @@ def test_deleting_asks_first_then_removes_everything(
     assert Delivery.objects.filter(subscriber=bob).count() == 1
     assert EmailEvent.objects.filter(recipient="bob@example.org").count() == 1
     assert Paper.objects.count() == len(papers)
-    # Her old link now gets the friendly bad-link page.
-    for later in (client.get(page_of(alice)), client.get(url), client.post(url)):
+    # Her old links now get the friendly bad-link page.
+    for later in (client.get(page_of(alice)), client.get(url), client.post(url), client.get(link)):
         assert later.status_code == 400
         assert "This link doesn’t work" in text(later)
 
@@ -602,7 +647,7 @@ def test_forms_need_the_csrf_token(alice: Subscriber) -> None:
     browser = Client(enforce_csrf_checks=True)
     base = page_of(alice)
 
-    for suffix in ("", "/preview", "/pause", "/delete"):
+    for suffix in ("", "/preview", "/pause", "/export", "/delete"):
         assert browser.post(base + suffix, form_data()).status_code == 403
 
     assert reloaded(alice).status == Subscriber.Status.ACTIVE
@@ -630,9 +675,11 @@ def test_queries_are_pinned_however_long_her_history(
         client.get(base)
     with django_assert_num_queries(10):
         client.post(base + "/preview", form_data(topics="speech recognition"))
-    # Subscriber; deliveries, their papers (two prefetches); feedback; ESP events.
+    # From the emailed link: subscriber; deliveries, their papers (two prefetches);
+    # feedback; ESP events.
+    export = "/your-data/" + make_token(alice, Purpose.ACTION, extra="export")
     with django_assert_num_queries(6):
-        client.get(base + "/export")
+        client.post(export)
 
 
 def test_she_moves_her_digest_to_her_evening_and_takes_the_feed_only(

@@ -7,10 +7,12 @@ All database work happens before the browser starts or after it stops (see `chro
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.core import mail
 from django.utils import timezone
 
 from digest.models import Delivery, DeliveryPaper, Edition, Paper
@@ -181,13 +183,26 @@ def test_alice_edits_her_digest_with_a_live_preview(
         assert page.url == digest
         expect_text(page, "body", "Helios")
 
-        # Deleting asks first.
+        # Deleting asks first, and then asks her inbox: the manage link may be forwarded.
         for width in (PHONE, DESKTOP):
             page = open_page(browser, manage, width)
             page.get_by_role("link", name="Delete everything…").click()
             expect_text(page, "h1", "Delete everything about you?")
             check_page(page, f"delete at {width} px")
             shoot(page, f"page-manage-delete-{width}")
+        page.get_by_role("button", name="Email me the link to delete").click()
+        expect_text(page, "h1", "Check your inbox")
+        expect_text(page, "main", "We sent you an email to confirm")
+        check_page(page, "delete asked")
+        shoot(page, f"page-manage-delete-asked-{DESKTOP}")
+        [message] = mail.outbox
+        found = re.search(r"https://paperboy\.example(/your-data/\S+)", str(message.body))
+        assert found, message.body
+        for width in (PHONE, DESKTOP):
+            page = open_page(browser, live_server.url + found.group(1), width)
+            expect_text(page, "h1", "Delete everything about you?")
+            check_page(page, f"delete confirmed at {width} px")
+            shoot(page, f"page-manage-delete-confirm-{width}")
         page.get_by_role("button", name="Delete everything").click()
         expect_text(page, "h1", "Everything is deleted")
         shoot(page, f"page-manage-deleted-{DESKTOP}")

@@ -26,7 +26,7 @@ from digest.models import Paper
 from subscriptions.forms import SignupForm, form_stamp
 from subscriptions.links import manage_url
 from subscriptions.models import Subscriber
-from subscriptions.signup import Outcome, confirmation_send, subscriber_signup
+from subscriptions.signup import Outcome, confirmation_send, signup_email_send
 from subscriptions.tokens import Purpose, make_token
 from tests.conftest import EDITION_DATE
 from tests.mail import html_of, text_of
@@ -36,6 +36,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 SITE = "https://paperboy.example"
 DAVE = "dave@example.org"
+ALICE = "alice@example.org"
 DAVES_TOPICS = "diffusion\nspeech recognition, -survey"
 LINK = re.compile(r"https://paperboy\.example(/confirm/[^\s\"<]+)")
 
@@ -713,20 +714,24 @@ def test_a_failed_send_is_not_a_500_and_can_be_retried_at_once(
     assert received.rcpt_tos == [DAVE]
 
 
-def test_the_service_says_what_it_did(
+def test_the_task_says_what_it_sent(
     mailbox: Mailbox, alice: Subscriber, make_subscriber: Callable[..., Subscriber]
 ) -> None:
-    make_subscriber("mallory@example.org", ["x"], status=Subscriber.Status.SUPPRESSED)
+    dave = make_subscriber(DAVE, ["agents"], status=Subscriber.Status.PENDING)
+    mallory = make_subscriber("mallory@example.org", ["x"], status=Subscriber.Status.SUPPRESSED)
+    erin = make_subscriber("erin@example.org", ["x"], status=Subscriber.Status.UNSUBSCRIBED)
 
-    def signup(email: str) -> Outcome:
-        return subscriber_signup(
-            email=email, interests=["agents"], frequency="daily", max_papers=10, ip="192.0.2.1"
-        )
+    def send(subscriber_id: int) -> Outcome:
+        return signup_email_send(subscriber_id=subscriber_id)
 
-    assert signup(DAVE) is Outcome.CONFIRMATION_SENT
-    assert signup(DAVE) is Outcome.CONFIRMATION_SENT_RECENTLY
-    assert signup("alice@example.org") is Outcome.ALREADY_SUBSCRIBED
-    assert signup("mallory@example.org") is Outcome.NOTHING_SENT
+    assert send(dave.pk) is Outcome.CONFIRMATION_SENT
+    assert send(dave.pk) is Outcome.CONFIRMATION_SENT_RECENTLY  # a task run twice: one email
+    assert send(alice.pk) is Outcome.ALREADY_SUBSCRIBED
+    assert send(alice.pk) is Outcome.ALREADY_SUBSCRIBED_RECENTLY
+    assert send(mallory.pk) is Outcome.NOTHING_SENT
+    assert send(erin.pk) is Outcome.NOTHING_SENT  # only a signup makes her pending again
+    assert send(dave.pk + 1000) is Outcome.NOTHING_SENT  # deleted since it was queued
+    assert sorted(r.rcpt_tos[0] for r in mailbox.messages) == [ALICE, DAVE]
 
 
 def test_an_operator_can_resend_the_confirmation(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
+import time_machine
 from django.template.loader import render_to_string
 from django.test import Client
 
@@ -143,3 +145,23 @@ def test_a_link_scanners_head_request_changes_nothing(alice: Subscriber, client:
     response = client.head(path_of(unsubscribe_url(alice)))
     assert response.status_code == 200
     assert status_of(alice) == Subscriber.Status.ACTIVE
+
+
+def test_one_click_still_works_from_an_email_whose_manage_link_has_expired(
+    alice: Subscriber,
+) -> None:
+    # Both links from a digest sent a year ago: the settings link has expired (links that
+    # edit settings carry an age), the unsubscribe link never does.
+    sent = dt.datetime(2025, 3, 10, 7, 0, tzinfo=dt.UTC)
+    with time_machine.travel(sent, tick=False):
+        manage, unsubscribe = path_of(manage_url(alice)), path_of(unsubscribe_url(alice))
+    with time_machine.travel(sent + dt.timedelta(days=365), tick=False):
+        assert Client().get(manage).status_code == 410
+        response = Client(enforce_csrf_checks=True).post(
+            unsubscribe,
+            data="List-Unsubscribe=One-Click",
+            content_type="application/x-www-form-urlencoded",
+        )
+    assert response.status_code == 200
+    assert "You’re unsubscribed" in response.content.decode()
+    assert status_of(alice) == Subscriber.Status.UNSUBSCRIBED
