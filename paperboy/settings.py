@@ -96,7 +96,8 @@ if PAPERBOY_PRODUCTION:
     if _problem:
         raise ImproperlyConfigured(
             f"SECRET_KEY {_problem}. Production (PAPERBOY_PRODUCTION=1) needs a long random "
-            "key of its own, e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+            "key of its own, e.g. from: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
         )
 elif not SECRET_KEY:
     # Embedded mode only. Tokens in already-sent emails stay valid while the key stays.

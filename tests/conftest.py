@@ -11,6 +11,7 @@ import pytest
 
 from digest.models import Paper
 from subscriptions.models import Subscriber
+from tests.own_cache import KEY_PREFIX, clear_test_cache
 
 pytest_plugins = ["tests.smtp_server", "tests.loopback_http"]
 
@@ -29,6 +30,18 @@ def _isolated_outbox(settings: Any, tmp_path: Path) -> None:
     settings.PAPERBOY_HF_URL = "https://huggingface.co"
     # The admin tests log in a user; a slow password hash buys nothing in tests.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache_keys() -> Iterator[None]:
+    """The run's cache keys get a prefix of their own (see tests/own_cache.py)."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    default = {**settings.CACHES["default"], "KEY_PREFIX": KEY_PREFIX}
+    with override_settings(CACHES={**settings.CACHES, "default": default}):
+        yield
+        clear_test_cache()
 
 
 @pytest.fixture(autouse=True)

@@ -24,7 +24,6 @@ from unittest import mock
 import pytest
 import time_machine
 from django.core import mail, signing
-from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -38,6 +37,7 @@ from subscriptions.manage import MANAGE_LINK_PER_IP
 from subscriptions.models import Subscriber
 from subscriptions.tokens import CONFIRM_MAX_AGE, Purpose, make_token
 from tests.conftest import EDITION_DATE
+from tests.own_cache import clear_test_cache
 
 SITE = "https://paperboy.example"
 DAVE = "dave@example.org"
@@ -51,9 +51,9 @@ ACTION_LINK = re.compile(r"https://paperboy\.example(/your-data/\S+)")
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
     """Rate-limit counters, email slots and used form stamps live in the cache."""
-    cache.clear()
+    clear_test_cache()
     yield
-    cache.clear()
+    clear_test_cache()
 
 
 def form_data(**changes: str) -> dict[str, str]:

@@ -122,7 +122,7 @@ def test_secret_key_problems() -> None:
 
 
 def request(remote: str, forwarded: str = "") -> HttpRequest:
-    extra = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded else {}
+    extra: dict[str, Any] = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded else {}
     return RequestFactory().get("/", REMOTE_ADDR=remote, **extra)
 
 
@@ -156,7 +156,7 @@ urlpatterns = [path("scheme", _scheme), *site_urls]
 def test_only_a_trusted_proxy_can_say_the_request_was_https(settings: Any, client: Client) -> None:
     settings.PAPERBOY_TRUSTED_PROXIES = ["10.0.0.0/8"]
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    proto = {"HTTP_X_FORWARDED_PROTO": "https"}
+    proto: dict[str, Any] = {"HTTP_X_FORWARDED_PROTO": "https"}
     assert client.get("/scheme", REMOTE_ADDR="10.0.0.2", **proto).content == b"https"
     assert client.get("/scheme", REMOTE_ADDR="198.51.100.9", **proto).content == b"http"
 

@@ -155,6 +155,6 @@ def test_a_deleted_subscribers_digest_link_stops_working(
 ) -> None:
     delivery_of(alice)
     path = path_of(digest_url(alice, EDITION_DATE))
-    client.post(path_of(manage_url(alice)) + "/delete")
+    client.post("/your-data/" + make_token(alice, Purpose.ACTION, extra="delete"))
 
     assert client.get(path).status_code == 400

@@ -15,7 +15,6 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 
 from subscriptions.forms import SignupForm, form_stamp
@@ -24,7 +23,9 @@ from subscriptions.links import manage_url
 from subscriptions.manage import subscriber_settings_update
 from subscriptions.models import Subscriber
 from subscriptions.signup import subscriber_signup
+from subscriptions.tokens import Purpose, make_token
 from tests.conftest import EDITION_DATE
+from tests.own_cache import clear_test_cache
 
 SITE = "https://paperboy.example"
 DAVE = "dave@example.org"
@@ -35,9 +36,9 @@ PLACEHOLDER = "e.g. using reinforcement learning to make LLMs reason better in m
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
     """Rate-limit counters live in the cache; every test starts with none."""
-    cache.clear()
+    clear_test_cache()
     yield
-    cache.clear()
+    clear_test_cache()
 
 
 def signup_data(**changes: str) -> dict[str, str]:
@@ -280,6 +281,7 @@ def test_the_service_refuses_what_the_form_would(alice: Subscriber) -> None:
 
 def test_her_data_download_includes_the_sentence(alice: Subscriber, client: Client) -> None:
     Subscriber.objects.filter(pk=alice.pk).update(intent="video diffusion that runs on a phone")
-    data = json.loads(client.get(page_of(alice) + "/export").content)
+    link = "/your-data/" + make_token(alice, Purpose.ACTION, extra="export")
+    data = json.loads(client.post(link).content)
     assert data["subscriber"]["intent"] == "video diffusion that runs on a phone"
     assert data["feedback"] == []

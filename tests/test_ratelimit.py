@@ -23,6 +23,7 @@ from subscriptions.forms import form_stamp
 from subscriptions.models import Subscriber
 from subscriptions.ratelimit import Limit, RateLimited, check, client_key, cooldown, hit
 from subscriptions.signup import RESEND_PER_IP, SIGNUP_PER_IP
+from tests.own_cache import clear_test_cache
 from tests.smtp_server import Mailbox
 
 REDIS_TEST_URL = "redis://127.0.0.1:6379/12"
@@ -32,9 +33,9 @@ WINDOW_START = 1_773_100_200.0  # 2026-03-09 23:50 UTC, where a ten-minute windo
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
-    cache.clear()
+    clear_test_cache()
     yield
-    cache.clear()
+    clear_test_cache()
 
 
 # --- The counter ------------------------------------------------------------------------
@@ -150,7 +151,7 @@ def test_the_counter_is_atomic_on_redis(settings: Any) -> None:
     assert sorted(counts) == list(range(1, 21))
     assert cooldown(name="race", key="x", seconds=5)
     assert not cooldown(name="race", key="x", seconds=5)
-    cache.clear()
+    clear_test_cache()
 
 
 # --- Over the limit on the site ---------------------------------------------------------
@@ -290,5 +291,5 @@ def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(
 
     # With no trusted proxy at all, the header is ignored even from the proxy's address.
     settings.PAPERBOY_TRUSTED_PROXIES = []
-    cache.clear()
+    clear_test_cache()
     assert signups_from(client, remote=PROXY, forwarded="198.51.100.1", start=20)[-1] == 429

@@ -17,7 +17,6 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from django.core.cache import cache
 
 from digest.models import Paper
 from subscriptions import ratelimit
@@ -27,6 +26,7 @@ from subscriptions.signup import SIGNUP_PER_IP
 from subscriptions.tokens import Purpose, make_token
 from tests.conftest import EDITION_DATE
 from tests.mail import html_of, text_of
+from tests.own_cache import clear_test_cache
 from tests.smtp_server import Mailbox
 from tests.test_email_screenshots import (
     ARTIFACTS,
@@ -59,13 +59,13 @@ def _site(live_server: Any, settings: Any, transactional_db: None) -> Iterator[N
     """Links in emails point at the live server; people here type fast."""
     settings.SITE_URL = live_server.url
     settings.PAPERBOY_SIGNUP_MIN_SECONDS = 0
-    cache.clear()
+    clear_test_cache()
     for rank, entry in enumerate(SAMPLE_PAPERS):
         fields, _ = sample_paper(entry)
         fields.setdefault("ai_keywords", KEYWORDS[rank % len(KEYWORDS)])
         Paper.objects.create(arxiv_id=f"2603.{rank + 1:05d}", batch_date=EDITION_DATE, **fields)
     yield
-    cache.clear()
+    clear_test_cache()
 
 
 def wait_for_mail(mailbox: Mailbox, count: int, timeout: float = 10) -> list[EmailMessage]:
