@@ -45,6 +45,13 @@ def _own_cache_keys() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache(_own_cache_keys: None) -> None:
+    """Each test starts with an empty cache: rate limits and cooldowns of an address one
+    test used must not hold back the next test's email to the same address."""
+    clear_test_cache()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_scorers() -> Iterator[None]:
     """Each test's papers are its own: a scorer kept from another test's must not serve."""
     from digest.edition_papers import forget_scorers
