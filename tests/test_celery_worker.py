@@ -126,8 +126,12 @@ def test_the_daily_task_chain_runs_on_a_real_worker(
     loopback.route("/api/daily_papers", query={"p": "0"}, json=tuesday_papers(EDITION_DATE))
     loopback.route("/api/daily_papers", json=[])
 
+    # Not the current app: tasks queued later in this process (by other tests) must keep
+    # going to the project's app, which runs them inline in tests.
     producer = Celery(
-        broker=REDIS_TEST_URL, broker_transport_options={"global_keyprefix": KEY_PREFIX}
+        broker=REDIS_TEST_URL,
+        broker_transport_options={"global_keyprefix": KEY_PREFIX},
+        set_as_current=False,
     )
     producer.send_task("digest.tasks.run_daily_task", args=[day])
     # Beat firing twice (two schedulers) must not send twice.
