@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
@@ -37,7 +37,6 @@ from subscriptions.manage import MANAGE_LINK_PER_IP
 from subscriptions.models import Subscriber
 from subscriptions.tokens import CONFIRM_MAX_AGE, Purpose, make_token
 from tests.conftest import EDITION_DATE
-from tests.own_cache import clear_test_cache
 
 SITE = "https://paperboy.example"
 DAVE = "dave@example.org"
@@ -46,14 +45,6 @@ T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.UTC)
 CONFIRM_LINK = re.compile(r"https://paperboy\.example(/confirm/\S+)")
 MANAGE_LINK = re.compile(r"https://paperboy\.example(/manage/\S+)")
 ACTION_LINK = re.compile(r"https://paperboy\.example(/your-data/\S+)")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> Iterator[None]:
-    """Rate-limit counters, email slots and used form stamps live in the cache."""
-    clear_test_cache()
-    yield
-    clear_test_cache()
 
 
 def form_data(**changes: str) -> dict[str, str]:

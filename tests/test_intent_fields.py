@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
@@ -25,20 +24,11 @@ from subscriptions.models import Subscriber
 from subscriptions.signup import subscriber_signup
 from subscriptions.tokens import Purpose, make_token
 from tests.conftest import EDITION_DATE
-from tests.own_cache import clear_test_cache
 
 SITE = "https://paperboy.example"
 DAVE = "dave@example.org"
 DAVES_INTENT = "using reinforcement learning to make LLMs reason better in maths and code"
 PLACEHOLDER = "e.g. using reinforcement learning to make LLMs reason better in maths and code"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> Iterator[None]:
-    """Rate-limit counters live in the cache; every test starts with none."""
-    clear_test_cache()
-    yield
-    clear_test_cache()
 
 
 def signup_data(**changes: str) -> dict[str, str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
@@ -29,13 +28,6 @@ from tests.smtp_server import Mailbox
 REDIS_TEST_URL = "redis://127.0.0.1:6379/12"
 TEN_MINUTES = Limit("test", count=3, seconds=600)
 WINDOW_START = 1_773_100_200.0  # 2026-03-09 23:50 UTC, where a ten-minute window starts
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> Iterator[None]:
-    clear_test_cache()
-    yield
-    clear_test_cache()
 
 
 # --- The counter ------------------------------------------------------------------------
