@@ -329,6 +329,12 @@ PAPERBOY_MATCH_PROCESSES = env_int(
 PAPERBOY_MAX_SEND_ATTEMPTS = env_int("PAPERBOY_MAX_SEND_ATTEMPTS", 5, low=1, high=20)
 # A delivery left in `sending` longer than this is recovered (see digest/sending.py).
 PAPERBOY_STALE_SENDING_MINUTES = env_int("PAPERBOY_STALE_SENDING_MINUTES", 30, low=1, high=1440)
+# Messages per second to the email provider, all workers together (digest/send_rate.py);
+# 0 = no limit, the default: only the account's ESP knows its cap (SES sandbox: 1).
+PAPERBOY_SEND_RATE = env_int("PAPERBOY_SEND_RATE", 0, low=0, high=100_000)
+# The bucket: sends that may go at once after a quiet spell; 50 lets a small run out at
+# once, yet is no spike an ESP throttles.
+PAPERBOY_SEND_BURST = env_int("PAPERBOY_SEND_BURST", 50, low=1, high=100_000)
 
 CELERY_BEAT_SCHEDULE = {
     # Every hour: scrape the last listing days, then plan, match and send every digest
