@@ -1,15 +1,20 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
+from .edition_progress import edition_progress
 from .models import Delivery, DeliveryPaper, Edition, Feedback, Paper, ScrapeRun
 from .sending import deliveries_requeue
 from .tasks import enqueue_sends
@@ -81,6 +86,39 @@ class EditionAdmin(admin.ModelAdmin[Edition]):
     def has_change_permission(self, request: HttpRequest, obj: Edition | None = None) -> bool:
         # Nothing on the page is for editing: the date is the edition, the rest is counts.
         return False
+
+    # --- Live progress: the change page shows the counts, its script polls this URL -------
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "<int:edition_id>/progress.json",
+                self.admin_site.admin_view(self.progress_view),
+                name="digest_edition_progress",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def progress_view(self, request: HttpRequest, edition_id: int) -> JsonResponse:
+        edition = get_object_or_404(Edition, pk=edition_id)
+        if not self.has_view_permission(request, edition):
+            raise PermissionDenied
+        # Never cached: admin_view marks every admin response so.
+        return JsonResponse(edition_progress(edition_id=edition.pk).as_json())
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Edition | None = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            context["progress"] = edition_progress(edition_id=obj.pk)
+            context["progress_url"] = reverse("admin:digest_edition_progress", args=[obj.pk])
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def _count(self, obj: Edition, status: str) -> int:
         return int(getattr(obj, f"_{status}", 0))

@@ -127,6 +127,8 @@ CSRF_TRUSTED_ORIGINS = [SITE_URL] if SITE_URL.startswith("https://") else []
 if PAPERBOY_TRUSTED_PROXIES:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("PAPERBOY_SSL_REDIRECT", default=PAPERBOY_PRODUCTION)
+# A load balancer's health probe may come over plain HTTP and not follow a redirect.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SESSION_COOKIE_SECURE = env_bool("PAPERBOY_SECURE_COOKIES", default=PAPERBOY_PRODUCTION)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # A year once proved; lower it (e.g. 3600) while trying HTTPS out on a new domain.

@@ -3,8 +3,11 @@ from django.urls import include, path
 
 from digest import views as digest_views
 from digest import views_feedback, views_feeds, views_papers
+from paperboy import health
 
 urlpatterns = [
+    # For load balancers and uptime monitors: database and Redis reachable (paperboy/health.py).
+    path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     # Only the configured ESP's tracking webhook, guarded (subscriptions/webhooks.py).
     path("anymail/", include("subscriptions.webhook_urls")),
