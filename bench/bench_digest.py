@@ -163,6 +163,8 @@ class Figures:
     sent: int = 0
     not_sent: int = 0
     mean_message_kb: float = 0.0
+    rss_before_send_mb: float = 0.0
+    send_peak_rss_mb: float = 0.0
 
 
 def run(args: argparse.Namespace) -> Figures:
@@ -190,7 +192,7 @@ def _run_on_empty_database(args: argparse.Namespace, figures: Figures, date: dt.
     from bench.synthetic import make_papers, make_subscribers
     from digest.models import Delivery, DeliveryPaper
     from digest.planning import edition_match, edition_plan, ready_to_send
-    from digest.sending import Outcome, SendResult, deliveries_send
+    from digest.sending import Outcome, SendResult, owed_send
 
     timings = figures.timings
     with phase("generate", timings):
@@ -215,29 +217,59 @@ def _run_on_empty_database(args: argparse.Namespace, figures: Figures, date: dt.
     figures.papers_per_digest = items / summary.matched if summary.matched else 0.0
     log(f"matched {summary.matched}, skipped {summary.skipped_total}")
 
-    ids = list(ready_to_send(edition).order_by("id").values_list("id", flat=True))
-    step = max(1, len(ids) // 20)
+    owed = ready_to_send(edition).count()
+    step = max(1, owed // 20)
     done = 0
     send_start = time.perf_counter()
 
     def progress(result: SendResult) -> None:
         nonlocal done
         done += 1
-        if done % step == 0 or done == len(ids):
+        if done % step == 0 or done == owed:
             rate = done / (time.perf_counter() - send_start)
-            log(f"send {done}/{len(ids)} ({rate:.0f}/s)")
+            log(f"send {done}/{owed} ({rate:.0f}/s)")
 
+    figures.rss_before_send_mb = rss_now_mb()
+    peak_rss_reset()
     with phase("send", timings), override_settings(EMAIL_BACKEND=NULL_BACKEND):
-        batch = deliveries_send(delivery_ids=ids, on_progress=progress)
+        batch = owed_send(edition_id=edition.id, on_progress=progress)
+    figures.send_peak_rss_mb = peak_rss_mb()
     figures.sent = batch.count(Outcome.SENT)
-    figures.not_sent = len(batch.results) - figures.sent
+    figures.not_sent = owed - figures.sent
     if null_backend.STATS.messages:
         figures.mean_message_kb = null_backend.STATS.bytes / null_backend.STATS.messages / 1024
-    failed = [r for r in batch.results if r.outcome is not Outcome.SENT]
-    for result in failed[:5]:
-        log(f"not sent: delivery {result.delivery_id}: {result.outcome} {result.error}")
+    for error in batch.errors[:5]:
+        log(f"not sent: {error}")
     log_statuses(edition)
     return figures
+
+
+def rss_now_mb() -> float:
+    return _proc_status_kb("VmRSS") / 1024
+
+
+def peak_rss_mb() -> float:
+    return _proc_status_kb("VmHWM") / 1024
+
+
+def peak_rss_reset() -> None:
+    """Start the peak-RSS count afresh (Linux: "5" to clear_refs resets VmHWM), so the
+    send's own peak is measured, not the data generation's before it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        log("could not reset the peak RSS: send_peak_rss_mb includes the set-up")
+
+
+def _proc_status_kb(field: str) -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform != "darwin" else rss / 1024
 
 
 def log_statuses(edition: Edition) -> None:
@@ -265,9 +297,12 @@ def report(figures: Figures) -> None:
         + (f" ({reasons})" if reasons else "")
         + f" papers_per_digest={figures.papers_per_digest:.1f}",
         f"send_s={t['send']:.2f} sent={figures.sent} not_sent={figures.not_sent} "
-        f"mean_message_kb={figures.mean_message_kb:.1f}",
+        f"mean_message_kb={figures.mean_message_kb:.1f} "
+        f"rss_before_send_mb={figures.rss_before_send_mb:.0f} "
+        f"send_peak_rss_mb={figures.send_peak_rss_mb:.0f}",
         f"subscribers={figures.subscribers} papers={figures.papers} match_s={t['match']:.2f} "
-        f"render_per_s={render_per_s:.1f} total_s={total:.2f} peak_rss_mb={peak_rss_mb:.0f}",
+        f"digests_per_s={render_per_s:.1f} total_s={total:.2f} "
+        f"send_peak_rss_mb={figures.send_peak_rss_mb:.0f} peak_rss_mb={peak_rss_mb:.0f}",
     ]
     print("\n".join(lines), flush=True)
 

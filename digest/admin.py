@@ -17,7 +17,7 @@ from django.utils.safestring import mark_safe
 from .edition_progress import edition_progress
 from .models import Delivery, DeliveryPaper, Edition, Feedback, Paper, ScrapeRun
 from .sending import deliveries_requeue
-from .tasks import enqueue_sends
+from .tasks import start_senders
 
 
 @admin.register(Paper)
@@ -231,7 +231,7 @@ class DeliveryAdmin(admin.ModelAdmin[Delivery]):
     def requeue(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         ids = list(queryset.values_list("id", flat=True))
         n = deliveries_requeue(delivery_ids=ids)
-        enqueue_sends(ids)
+        start_senders()
         self.message_user(request, f"{n} failed deliveries queued again.", messages.SUCCESS)
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -22,7 +22,7 @@ from subscriptions.models import Subscriber
 from .models import Delivery, Edition
 from .planning import MatchSummary, edition_match, edition_plan, ready_to_send, run_plan
 from .scraping import ScrapeResult, scrape_papers, scrape_recent
-from .sending import BatchResult, SendResult, deliveries_send
+from .sending import BatchResult, SendResult, owed_send
 from .sources import huggingface
 from .sources.base import SourceError
 from .vectors import background_papers
@@ -129,10 +129,9 @@ def edition_send(
     on_progress: Callable[[SendResult], None] | None = None,
 ) -> BatchResult:
     """Send, in this process, every delivery of the edition that is owed now."""
-    ids = list(ready_to_send(edition).order_by("id").values_list("id", flat=True))
     if on_start:
-        on_start(len(ids))
-    return deliveries_send(delivery_ids=ids, on_progress=on_progress)
+        on_start(ready_to_send(edition).count())
+    return owed_send(edition_id=edition.id, on_progress=on_progress)
 
 
 def next_due_time() -> dt.datetime | None:

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -30,6 +30,7 @@ from subscriptions.models import Subscriber
 from subscriptions.tokens import CONFIRM_MAX_AGE, Purpose, make_token
 
 from .jinja import mjml_template, text_env
+from .mime import sender_domain, stable_message_id
 from .models import Delivery, Paper
 
 HTML_LAYOUT = "digest.mjml"
@@ -348,10 +349,52 @@ def digest_context(
     papers = [
         paper_entry(item, subscriber=subscriber) for item in sorted(items, key=lambda i: i.rank)
     ]
+    context = frame_context(
+        subscriber=subscriber,
+        edition_date=edition_date,
+        items=items,
+        first_title=papers[0].title if papers else "",
+        interests=interests,
+        links=ReaderLinks.of(subscriber, edition_date, for_browser=for_browser),
+    )
+    context["papers"] = papers
+    return context
+
+
+@dataclass(frozen=True)
+class ReaderLinks:
+    """A digest's links that belong to its reader, not to a paper."""
+
+    unsubscribe: str
+    manage: str
+    feed: str
+    view_in_browser: str  # "" in the web copy itself
+
+    @classmethod
+    def of(cls, subscriber: Subscriber, edition_date: dt.date, *, for_browser: bool) -> ReaderLinks:
+        return cls(
+            unsubscribe=unsubscribe_url(subscriber),
+            manage=manage_url(subscriber),
+            feed=_feed_url(subscriber),
+            view_in_browser="" if for_browser else digest_url(subscriber, edition_date),
+        )
+
+
+def frame_context(
+    *,
+    subscriber: Subscriber,
+    edition_date: dt.date,
+    items: Sequence[DigestItemLike],
+    first_title: str,
+    interests: Sequence[str] | None,
+    links: ReaderLinks,
+) -> dict[str, Any]:
+    """Everything the digest's templates show around its papers; `first_title` is the
+    top paper's title as shown (one line), "" for a digest without papers."""
     chosen_for = subscriber.interests if interests is None else interests
     topics = [t for t in chosen_for if not t.startswith("-")]
     excluded = [t[1:] for t in chosen_for if t.startswith("-")]
-    count = len(papers)
+    count = len(items)
     period = "this week" if subscriber.frequency == Subscriber.Frequency.WEEKLY else "today"
     if topics:
         headline = f"{_plural(count, 'paper')} picked for your topics: " + _list_phrase(
@@ -361,28 +404,27 @@ def digest_context(
     else:  # a trending-only reader
         headline = f"The {_plural(count, 'paper')} most upvoted {period}"
         picked_for = f"the most upvoted {period}"
-    if papers:
+    if count:
         rest = f" + {count - 1} more" if count > 1 else ""
-        preview = f"{papers[0].title}{rest}, {picked_for}"
+        preview = f"{first_title}{rest}, {picked_for}"
     else:
         preview = "No new papers matched your topics today."
     return {
         "edition_long_date": long_date(edition_date),
         "edition_short_date": short_date(edition_date),
-        "papers": papers,
         "count": count,
         "headline": headline,
         "preview": preview,
-        "subject_title": shorten(papers[0].title, SUBJECT_TITLE_LIMIT) if papers else "",
+        "subject_title": shorten(first_title, SUBJECT_TITLE_LIMIT) if count else "",
         "topics": topics,
         "excluded_topics": excluded,
         "frequency": subscriber.get_frequency_display().lower(),
         "max_papers": subscriber.max_papers,
-        "unsubscribe_url": unsubscribe_url(subscriber),
-        "manage_url": manage_url(subscriber),
-        "feed_url": _feed_url(subscriber),
+        "unsubscribe_url": links.unsubscribe,
+        "manage_url": links.manage,
+        "feed_url": links.feed,
         "top_papers": _top_papers_link(items, edition_date),
-        "view_in_browser_url": "" if for_browser else digest_url(subscriber, edition_date),
+        "view_in_browser_url": links.view_in_browser,
         "site_url": settings.SITE_URL,
         "site_name": settings.SITE_URL.split("://", 1)[-1],
     }
@@ -428,11 +470,6 @@ def render_digest(*, delivery: Delivery, for_browser: bool = False) -> RenderedE
 # --- Messages ---------------------------------------------------------------------------
 
 
-def _sender_domain() -> str:
-    _, address = parseaddr(settings.PAPERBOY_FROM_EMAIL)
-    return address.rpartition("@")[2] or "localhost"
-
-
 def build_message(
     *, to: str, rendered: RenderedEmail, headers: Mapping[str, str]
 ) -> EmailMultiAlternatives:
@@ -444,7 +481,7 @@ def build_message(
     all_headers = {
         "Date": format_datetime(timezone.now()),  # "+0000": UTC, said plainly
         # Our own domain, not the host's name, so Message-IDs are stable across machines.
-        "Message-ID": make_msgid(domain=_sender_domain()),
+        "Message-ID": make_msgid(domain=sender_domain()),
         **headers,
     }
     message = EmailMultiAlternatives(
@@ -463,10 +500,14 @@ def message_id(message: EmailMultiAlternatives) -> str:
 
 
 def digest_headers(*, subscriber: Subscriber) -> dict[str, str]:
+    return list_headers(unsubscribe=unsubscribe_url(subscriber))
+
+
+def list_headers(*, unsubscribe: str) -> dict[str, str]:
     return {
         # Only the https URL: a mailto: would need a mailbox we read, and Gmail and Yahoo
         # use the one-click POST (RFC 8058) when List-Unsubscribe-Post is present.
-        "List-Unsubscribe": f"<{unsubscribe_url(subscriber)}>",
+        "List-Unsubscribe": f"<{unsubscribe}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         "List-Id": settings.PAPERBOY_LIST_ID,
         # Vacation responders and ticket systems stay quiet (RFC 3834).
@@ -476,11 +517,16 @@ def digest_headers(*, subscriber: Subscriber) -> dict[str, str]:
 
 
 def digest_message(*, delivery: Delivery) -> EmailMultiAlternatives:
+    """One delivery's digest as a message (the sender makes the same, faster, in batches:
+    digest/sending.py); every attempt at it carries the same Message-ID."""
     subscriber = delivery.subscriber
     return build_message(
         to=subscriber.email,
         rendered=render_digest(delivery=delivery),
-        headers=digest_headers(subscriber=subscriber),
+        headers={
+            "Message-ID": stable_message_id(delivery.id),
+            **digest_headers(subscriber=subscriber),
+        },
     )
 
 

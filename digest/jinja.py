@@ -33,10 +33,12 @@ _BREAK_BEFORE = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=8192)
 def wrap_text(text: str, width: int = 72, indent: str = "", first: str | None = None) -> str:
     """Wrap a paragraph for the plain-text part; `first` replaces the first line's indent.
 
     Long words (URLs) stay whole rather than break where a reader could not click them.
+    Kept: a day's digests wrap the same headlines and footers again and again.
     """
     return textwrap.fill(
         text,
@@ -86,9 +88,15 @@ def compile_mjml(source: str) -> str:
 
 
 @functools.cache
-def mjml_template(name: str) -> jinja2.Template:
-    """The MJML layout `name` (under templates/email/), compiled once, as a Jinja2 template."""
+def compiled_mjml(name: str) -> str:
+    """The MJML layout `name` (under templates/email/) compiled to HTML: Jinja2 source."""
     env = html_env()
     assert env.loader is not None
     source, _, _ = env.loader.get_source(env, name)
-    return env.from_string(compile_mjml(source))
+    return compile_mjml(source)
+
+
+@functools.cache
+def mjml_template(name: str) -> jinja2.Template:
+    """The MJML layout `name`, compiled once, as a Jinja2 template."""
+    return html_env().from_string(compiled_mjml(name))

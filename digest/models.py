@@ -145,6 +145,11 @@ class Delivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # While `sending`, the sender that claimed it holds a lease, renewed as it works: a
+    # sender that dies stops renewing, and the sweep hands the delivery back to the queue
+    # when the lease runs out (digest/leases.py).
+    lease_owner = models.CharField(max_length=32, blank=True, db_default="", editable=False)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -159,6 +164,14 @@ class Delivery(models.Model):
             # A run plans each reader's window from their previous digest's end: one
             # step down this index per reader, not a sort of all their deliveries.
             models.Index(fields=["subscriber", "-covers_until"], name="delivery_previous"),
+            # Senders claim the owed rows in id order, and the sweep looks for lapsed
+            # leases: partial indexes keep both small however many rows were sent before.
+            models.Index(fields=["id"], condition=models.Q(status="queued"), name="delivery_owed"),
+            models.Index(
+                fields=["lease_until"],
+                condition=models.Q(status="sending"),
+                name="delivery_leased",
+            ),
         ]
 
     def __str__(self) -> str:

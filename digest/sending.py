@@ -1,18 +1,19 @@
-"""Send digests: claim a delivery, render it, hand it to the email backend, record the outcome.
+"""Send digests: claim owed deliveries in batches, render them, hand them to the email
+backend over one open connection, record the outcomes.
 
-A delivery is claimed with a conditional update (queued → sending, exactly one row
-changed), so two workers, or a task Celery delivered twice, never send the same digest.
+The database says what is owed. A sender claims a batch under a lease (digest/leases.py),
+so two senders never hold the same delivery, and a dead sender's batch goes back to the
+queue when its lease runs out. Per batch the work is a handful of queries — claim, the
+deliveries, their readers, their papers, the outcomes — not several per digest; cards
+are rendered once and reused (digest/digest_render.py); the MIME bytes are written in
+one pass (digest/mime.py) with a Message-ID that is the same at every attempt.
 
 Errors are sorted into transient (the server may accept it later: connection trouble,
 timeouts, SMTP 4xx, an ESP's 5xx or 429) and permanent (SMTP 5xx for the recipient, an
 ESP rejecting the message, a template error). A transient error puts the delivery back in
 the queue with a backoff, up to PAPERBOY_MAX_SEND_ATTEMPTS; a permanent one marks it
-failed with the reason. Nothing is dropped silently.
-
-Recovery policy for a crash mid-send: a delivery left in `sending` longer than
-PAPERBOY_STALE_SENDING_MINUTES is marked failed ("interrupted"), not resent, because the
-message may already have left; no digest goes out twice. An operator can requeue it from
-the admin after checking the mail log.
+failed with the server's answer. When the server itself is unreachable the batch stops
+and its unsent deliveries go back to the queue untouched. Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -20,34 +21,45 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import smtplib
-from collections.abc import Callable, Iterable
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from email.utils import format_datetime
 from enum import StrEnum
 
 from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import get_connection
 from django.core.mail.backends.base import BaseEmailBackend
-from django.db.models import F
+from django.db.models import CharField, F, TextField, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from subscriptions.models import Subscriber
 
-from .emails import digest_message, message_id
-from .models import Delivery
+from . import leases
+from .digest_render import CardItem, DigestRenderer
+from .emails import list_headers
+from .lookups import ints
+from .mime import PrebuiltEmail, sender_domain, stable_message_id
+from .models import Delivery, DeliveryPaper, Paper
+from .send_rate import send_rate_limiter
 
 logger = logging.getLogger(__name__)
 
 SKIP_LEFT = "no longer active when it was due to send (paused, unsubscribed or suppressed)"
-INTERRUPTED = "interrupted while sending; not resent automatically, it may have gone out"
+# A 429 without a Retry-After: how long every sender holds back.
+THROTTLE_PAUSE_S = 10.0
 
 
 class Outcome(StrEnum):
     SENT = "sent"
     RETRY = "retry"  # transient failure: queued again for later
     FAILED = "failed"
-    NOT_CLAIMED = "not claimed"  # another worker has it, or it is no longer queued
+    NOT_CLAIMED = "not claimed"  # another sender has it, or it is no longer queued
     FEED = "feed"  # a feed-only reader's: published to their feed, no email
+    SKIPPED = "skipped"  # the reader left before it was sent
 
 
 @dataclass(frozen=True)
@@ -58,9 +70,28 @@ class SendResult:
     error: str = ""
 
 
+@dataclass
+class BatchResult:
+    """Counts of what happened (not a list: a run may send a million)."""
+
+    counts: Counter[Outcome] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)  # the first few, for a summary
+
+    def count(self, outcome: Outcome) -> int:
+        return self.counts[outcome]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def add(self, result: SendResult) -> None:
+        self.counts[result.outcome] += 1
+        if result.error and len(self.errors) < 20:
+            self.errors.append(f"delivery {result.delivery_id}: {result.error}")
+
+
 def retry_delay(attempts: int) -> float:
-    """Exponential backoff: 1, 2, 4, 8 … minutes, capped at half an hour (below Redis's
-    visibility timeout, past which a waiting task would be delivered twice)."""
+    """Exponential backoff: 1, 2, 4, 8 … minutes, capped at half an hour."""
     return float(min(60 * 2 ** max(0, attempts - 1), 1800))
 
 
@@ -82,124 +113,315 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError)
 
 
-def claim(delivery_id: int) -> bool:
-    """queued → sending; True only for the one caller whose update changed the row.
-
-    The subscriber must still be active at this moment, so an unsubscribe (or a
-    suppression) takes effect before the next send, even for a digest already planned.
-    The channel is read now too: a feed-only reader's digest goes to their feed instead
-    (queued → feed, nothing to send), even if they chose "feed only" after planning.
-    """
-    owed = Delivery.objects.filter(
-        id=delivery_id,
-        status=Delivery.Status.QUEUED,
-        matched_at__isnull=False,
-        subscriber__status=Subscriber.Status.ACTIVE,
-    )
-    now = timezone.now()
-    changed = owed.filter(subscriber__channel=Subscriber.Channel.EMAIL).update(
-        status=Delivery.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
-    )
-    if changed == 1:
-        return True
-    if not owed.filter(subscriber__channel=Subscriber.Channel.FEED).update(
-        status=Delivery.Status.FEED, sent_at=now
-    ):
-        Delivery.objects.filter(id=delivery_id, status=Delivery.Status.QUEUED).exclude(
-            subscriber__status=Subscriber.Status.ACTIVE
-        ).update(status=Delivery.Status.SKIPPED, skip_reason=SKIP_LEFT)
-    return False
+def server_unreachable(exc: BaseException) -> bool:
+    """The server, not this message, is the trouble: the rest of the batch would fail too."""
+    if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code == 421:
+        return True  # "service not available, closing channel"
+    return isinstance(exc, smtplib.SMTPServerDisconnected | ConnectionError | TimeoutError)
 
 
-def _record_sent(delivery_id: int, message_id: str) -> None:
-    Delivery.objects.filter(id=delivery_id, status=Delivery.Status.SENDING).update(
-        status=Delivery.Status.SENT,
-        sent_at=timezone.now(),
-        message_id=message_id[:255],
-        last_error="",
-        next_attempt_at=None,
-    )
+def throttled(exc: BaseException) -> bool:
+    return isinstance(exc, AnymailAPIError) and getattr(exc, "status_code", None) == 429
 
 
-def _record_failure(delivery: Delivery, exc: BaseException) -> SendResult:
-    error = f"{type(exc).__name__}: {exc}"[:2000]
-    transient = is_transient(exc)
-    if transient and delivery.attempts < settings.PAPERBOY_MAX_SEND_ATTEMPTS:
-        delay = retry_delay(delivery.attempts)
-        Delivery.objects.filter(id=delivery.id, status=Delivery.Status.SENDING).update(
-            status=Delivery.Status.QUEUED,
-            last_error=error,
-            next_attempt_at=timezone.now() + dt.timedelta(seconds=delay),
-        )
-        logger.warning("delivery %s: transient error, retry in %ss: %s", delivery.id, delay, error)
-        return SendResult(delivery.id, Outcome.RETRY, retry_in=delay, error=error)
-    if transient:
-        error = f"gave up after {delivery.attempts} attempts: {error}"
-    Delivery.objects.filter(id=delivery.id, status=Delivery.Status.SENDING).update(
-        status=Delivery.Status.FAILED, last_error=error, next_attempt_at=None
-    )
-    logger.error("delivery %s failed: %s", delivery.id, error)
-    return SendResult(delivery.id, Outcome.FAILED, error=error)
-
-
-def delivery_send(*, delivery_id: int, connection: BaseEmailBackend | None = None) -> SendResult:
-    """Send one delivery if it can be claimed; record what happened."""
-    if not claim(delivery_id):
-        in_feed = Delivery.objects.filter(id=delivery_id, status=Delivery.Status.FEED).exists()
-        return SendResult(delivery_id, Outcome.FEED if in_feed else Outcome.NOT_CLAIMED)
-    delivery = Delivery.objects.select_related("edition", "subscriber").get(id=delivery_id)
-    try:
-        message = digest_message(delivery=delivery)
-        message.connection = connection or get_connection()
-        if message.send() != 1:
-            raise smtplib.SMTPException("the email backend accepted no message")
-    except Exception as exc:
-        return _record_failure(delivery, exc)
-    # An ESP's own id is what its webhooks will name; fall back to our Message-ID.
-    status = getattr(message, "anymail_status", None)
-    esp_id = getattr(status, "message_id", None) if status is not None else None
-    _record_sent(delivery_id, str(esp_id) if esp_id is not None else message_id(message))
-    return SendResult(delivery_id, Outcome.SENT)
+# --- One batch ---------------------------------------------------------------------------
 
 
 @dataclass
-class BatchResult:
-    results: list[SendResult] = field(default_factory=list)
+class _Owed:
+    """A claimed delivery, loaded for rendering."""
 
-    def count(self, outcome: Outcome) -> int:
-        return sum(1 for r in self.results if r.outcome is outcome)
+    id: int
+    edition_date: dt.date
+    subscriber: Subscriber
+    interests: list[str]
+    attempts: int
+    items: list[CardItem] = field(default_factory=list)
 
 
-def deliveries_send(
-    *, delivery_ids: Iterable[int], on_progress: Callable[[SendResult], None] | None = None
-) -> BatchResult:
-    """Send several deliveries over one backend connection (one SMTP session)."""
-    batch = BatchResult()
-    connection = get_connection()
-    try:
-        connection.open()
-    except Exception as exc:  # the server is down: every delivery stays owed
-        logger.warning("email backend unavailable: %s", exc)
-    try:
-        for delivery_id in delivery_ids:
-            result = delivery_send(delivery_id=delivery_id, connection=connection)
-            batch.results.append(result)
-            if on_progress:
-                on_progress(result)
-    finally:
+class PaperCache:
+    """The papers digests carry, loaded once per sender and reloaded when they change
+    (a refresh updates upvotes between runs)."""
+
+    def __init__(self) -> None:
+        self._papers: dict[int, Paper] = {}
+
+    def get(self, ids: Iterable[int]) -> dict[int, Paper]:
+        wanted = set(ids)
+        stamps = dict(
+            Paper.objects.filter(id__in_ints=ints(wanted)).values_list("id", "updated_at")
+        )
+        stale = [
+            i
+            for i, at in stamps.items()
+            if i not in self._papers or self._papers[i].updated_at != at
+        ]
+        if stale:
+            self._papers.update(Paper.objects.defer("embedding").in_bulk(stale))
+        return {i: self._papers[i] for i in stamps}
+
+
+def _load(lease: leases.Lease, papers: PaperCache) -> list[_Owed]:
+    rows = list(
+        leases.held(lease.owner, lease.ids)
+        .order_by("id")
+        .values_list("id", "edition__date", "subscriber_id", "interests", "attempts")
+    )
+    readers = Subscriber.objects.in_bulk([row[2] for row in rows])
+    owed = {
+        i: _Owed(i, day, readers[sub], interests or [], attempts)
+        for i, day, sub, interests, attempts in rows
+    }
+    items = list(
+        DeliveryPaper.objects.filter(delivery_id__in_ints=ints(owed))
+        .annotate(reasons_text=Cast("reasons", TextField()))
+        .values_list("delivery_id", "paper_id", "rank", "reasons_text")
+    )
+    by_id = papers.get(row[1] for row in items)
+    for delivery_id, paper_id, rank, reasons in items:
+        owed[delivery_id].items.append(CardItem(by_id[paper_id], rank, reasons or "[]"))
+    return list(owed.values())
+
+
+class BatchSender:
+    """Sends claimed batches over one backend connection, keeping renderer and paper
+    caches from batch to batch. One per worker task (or command run)."""
+
+    def __init__(
+        self,
+        connection: BaseEmailBackend | None = None,
+        on_progress: Callable[[SendResult], None] | None = None,
+    ) -> None:
+        self.connection = connection or get_connection()
+        self.renderer = DigestRenderer()
+        self.papers = PaperCache()
+        self.limiter = send_rate_limiter()
+        self.on_progress = on_progress
+        self.result = BatchResult()
+        self.server_down = False
+        self._opened = False
+
+    def send(self, lease: leases.Lease) -> None:
+        """Send every delivery of the lease; whatever is left held (a crash of this code,
+        the server gone) goes back to the queue before returning."""
         try:
-            connection.close()
+            self._send(lease)
+        finally:
+            _release_unsent(lease)
+
+    def _send(self, lease: leases.Lease) -> None:
+        owed = _load(lease, papers=self.papers)
+        mail = self._route(lease, owed)
+        recorder = _Recorder(lease.owner, self._report)
+        renewed = time.monotonic()
+        date = format_datetime(timezone.now())
+        for delivery in mail:
+            if time.monotonic() - renewed > settings.PAPERBOY_SEND_LEASE_SECONDS / 3:
+                recorder.flush()
+                leases.renew(lease.owner)
+                renewed = time.monotonic()
+            try:
+                message = self._message(delivery, date)
+            except Exception as exc:  # a template error: this message, not the batch
+                logger.exception("delivery %s could not be rendered", delivery.id)
+                recorder.failed(delivery, exc, transient=False)
+                continue
+            self.limiter.acquire(1)
+            try:
+                self._open()
+                if self.connection.send_messages([message]) != 1:
+                    raise smtplib.SMTPException("the email backend accepted no message")
+            except Exception as exc:
+                if throttled(exc):
+                    self.limiter.penalise(THROTTLE_PAUSE_S)
+                recorder.failed(delivery, exc, transient=is_transient(exc))
+                if server_unreachable(exc):
+                    self.server_down = True
+                    logger.warning("email server unreachable, batch stopped: %s", exc)
+                    break
+                continue
+            recorder.sent(delivery.id, _esp_id(message))
+        recorder.flush()
+
+    def _route(self, lease: leases.Lease, owed: list[_Owed]) -> Iterator[_Owed]:
+        """Readers who left are skipped, feed-only readers' digests go to their feed; the
+        rest are mailed. Both checks are made now, at send time."""
+        left = [d.id for d in owed if d.subscriber.status != Subscriber.Status.ACTIVE]
+        feed = [
+            d.id
+            for d in owed
+            if d.subscriber.status == Subscriber.Status.ACTIVE
+            and d.subscriber.channel == Subscriber.Channel.FEED
+        ]
+        now = timezone.now()
+        if left:
+            leases.held(lease.owner, left).update(
+                status=Delivery.Status.SKIPPED,
+                skip_reason=SKIP_LEFT,
+                lease_owner="",
+                lease_until=None,
+            )
+        if feed:
+            leases.held(lease.owner, feed).update(
+                status=Delivery.Status.FEED, sent_at=now, lease_owner="", lease_until=None
+            )
+        for ids, outcome in ((left, Outcome.SKIPPED), (feed, Outcome.FEED)):
+            for delivery_id in ids:
+                self._report(SendResult(delivery_id, outcome))
+        done = set(left) | set(feed)
+        return (d for d in owed if d.id not in done)
+
+    def _message(self, delivery: _Owed, date: str) -> PrebuiltEmail:
+        subscriber = delivery.subscriber
+        rendered = self.renderer.render(
+            subscriber=subscriber,
+            edition_date=delivery.edition_date,
+            items=delivery.items,
+            interests=delivery.interests or None,
+        )
+        headers = {
+            "Date": date,
+            "Message-ID": stable_message_id(delivery.id),
+            **list_headers(unsubscribe=self.renderer.links.unsubscribe(subscriber)),
+        }
+        return PrebuiltEmail(
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            to=subscriber.email,
+            headers=headers,
+        )
+
+    def _open(self) -> None:
+        if not self._opened:
+            self.connection.open()
+            self._opened = True
+
+    def close(self) -> None:
+        try:
+            self.connection.close()
         except Exception:  # closing a dead connection must not hide the results
             logger.debug("closing the email connection failed", exc_info=True)
-    return batch
+        self._opened = False
+
+    def _report(self, result: SendResult) -> None:
+        self.result.add(result)
+        if self.on_progress:
+            self.on_progress(result)
 
 
-def stale_sends_recover(*, older_than: dt.timedelta | None = None) -> int:
-    """Mark deliveries stuck in `sending` as failed (see the policy above); return how many."""
-    age = older_than or dt.timedelta(minutes=settings.PAPERBOY_STALE_SENDING_MINUTES)
-    return Delivery.objects.filter(
-        status=Delivery.Status.SENDING, claimed_at__lt=timezone.now() - age
-    ).update(status=Delivery.Status.FAILED, last_error=INTERRUPTED)
+def _esp_id(message: PrebuiltEmail) -> str | None:
+    # An ESP's own id is what its webhooks will name; SMTP has only our Message-ID.
+    status = getattr(message, "anymail_status", None)
+    esp_id = getattr(status, "message_id", None) if status is not None else None
+    return str(esp_id)[:255] if esp_id is not None else None
+
+
+class _Recorder:
+    """Outcomes, written a few dozen at a time: a crash between two writes resends at
+    most the messages sent since the last one (PAPERBOY_SEND_RECORD_EVERY)."""
+
+    def __init__(self, owner: str, report: Callable[[SendResult], None]) -> None:
+        self.owner, self.report = owner, report
+        self._sent: list[int] = []
+        self._esp_ids: dict[int, str] = {}
+
+    def sent(self, delivery_id: int, esp_id: str | None) -> None:
+        self._sent.append(delivery_id)
+        if esp_id is not None:
+            self._esp_ids[delivery_id] = esp_id
+        if len(self._sent) >= settings.PAPERBOY_SEND_RECORD_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._sent:
+            return
+        ours = [i for i in self._sent if i not in self._esp_ids]
+        common = {
+            "status": Delivery.Status.SENT,
+            "sent_at": timezone.now(),
+            "last_error": "",
+            "next_attempt_at": None,
+            "lease_owner": "",
+            "lease_until": None,
+        }
+        if ours:
+            # The stable Message-ID, spelled in SQL: one statement for the whole group.
+            message_id = Concat(
+                Value("<digest-"),
+                Cast(F("id"), CharField()),
+                Value(f"@{sender_domain()}>"),
+                output_field=CharField(),
+            )
+            leases.held(self.owner, ours).update(message_id=message_id, **common)
+        for delivery_id, esp_id in self._esp_ids.items():
+            leases.held(self.owner, [delivery_id]).update(message_id=esp_id, **common)
+        for delivery_id in self._sent:
+            self.report(SendResult(delivery_id, Outcome.SENT))
+        self._sent, self._esp_ids = [], {}
+
+    def failed(self, delivery: _Owed, exc: BaseException, *, transient: bool) -> None:
+        self.flush()
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        held = leases.held(self.owner, [delivery.id])
+        release = {"lease_owner": "", "lease_until": None}
+        if transient and delivery.attempts < settings.PAPERBOY_MAX_SEND_ATTEMPTS:
+            delay = retry_delay(delivery.attempts)
+            held.update(
+                status=Delivery.Status.QUEUED,
+                last_error=error,
+                next_attempt_at=timezone.now() + dt.timedelta(seconds=delay),
+                **release,
+            )
+            logger.warning(
+                "delivery %s: transient error, retry in %ss: %s", delivery.id, delay, error
+            )
+            self.report(SendResult(delivery.id, Outcome.RETRY, retry_in=delay, error=error))
+            return
+        if transient:
+            error = f"gave up after {delivery.attempts} attempts: {error}"
+        held.update(
+            status=Delivery.Status.FAILED, last_error=error, next_attempt_at=None, **release
+        )
+        logger.error("delivery %s failed: %s", delivery.id, error)
+        self.report(SendResult(delivery.id, Outcome.FAILED, error=error))
+
+
+def _release_unsent(lease: leases.Lease) -> None:
+    """Deliveries still held were never handed to the server: back to the queue as they
+    were, their claim not counted as an attempt."""
+    leases.held(lease.owner, lease.ids).update(
+        status=Delivery.Status.QUEUED,
+        lease_owner="",
+        lease_until=None,
+        attempts=F("attempts") - 1,
+    )
+
+
+# --- Draining what is owed ---------------------------------------------------------------
+
+
+def owed_send(
+    *,
+    edition_id: int | None = None,
+    until: float | None = None,
+    connection: BaseEmailBackend | None = None,
+    on_progress: Callable[[SendResult], None] | None = None,
+) -> BatchResult:
+    """Send owed deliveries (of one edition, or all) batch by batch until none is left,
+    the server is unreachable, or `until` (a time.monotonic() value) has passed."""
+    sender = BatchSender(connection, on_progress=on_progress)
+    try:
+        while until is None or time.monotonic() < until:
+            lease = leases.claim(settings.PAPERBOY_SEND_BATCH, edition_id=edition_id)
+            if not lease.ids:
+                break
+            sender.send(lease)
+            if sender.server_down:
+                break
+    finally:
+        sender.close()
+    return sender.result
 
 
 def deliveries_requeue(*, delivery_ids: Iterable[int]) -> int:

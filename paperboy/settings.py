@@ -322,15 +322,30 @@ PAPERBOY_REFRESH_DAYS = env_int("PAPERBOY_REFRESH_DAYS", 3, low=0, high=30)
 PAPERBOY_MAX_WINDOW_DAYS = env_int("PAPERBOY_MAX_WINDOW_DAYS", 14, low=1, high=90)
 # "My topics plus the top few trending": how many trending papers join the topics' ones.
 PAPERBOY_TRENDING_EXTRA = env_int("PAPERBOY_TRENDING_EXTRA", 3, low=1, high=10)
-PAPERBOY_SEND_CHUNK = env_int("PAPERBOY_SEND_CHUNK", 100, low=1, high=10_000)
 # Processes that score readers in parallel while matching (forked from the run; 1 = in
 # the run's own process). Matching is CPU-bound: up to one per core.
 PAPERBOY_MATCH_PROCESSES = env_int(
     "PAPERBOY_MATCH_PROCESSES", min(os.cpu_count() or 1, 4), low=1, high=64
 )
 PAPERBOY_MAX_SEND_ATTEMPTS = env_int("PAPERBOY_MAX_SEND_ATTEMPTS", 5, low=1, high=20)
-# A delivery left in `sending` longer than this is recovered (see digest/sending.py).
-PAPERBOY_STALE_SENDING_MINUTES = env_int("PAPERBOY_STALE_SENDING_MINUTES", 30, low=1, high=1440)
+
+# --- Sending (digest/sending.py, digest/leases.py) ---------------------------------------
+# Deliveries a sender claims at once: a few queries serve the whole batch, and it is small
+# enough that the batch's lease is renewed often.
+PAPERBOY_SEND_BATCH = env_int("PAPERBOY_SEND_BATCH", 500, low=1, high=10_000)
+# Outcomes are written every this many messages: a crash resends at most these.
+PAPERBOY_SEND_RECORD_EVERY = env_int("PAPERBOY_SEND_RECORD_EVERY", 50, low=1, high=10_000)
+# A claim lapses this long after its sender last renewed it (every third of it): long
+# enough for a slow SMTP answer, short enough that a dead worker's digests go out again
+# within lease + sweep < 2 minutes.
+PAPERBOY_SEND_LEASE_SECONDS = env_int("PAPERBOY_SEND_LEASE_SECONDS", 60, low=10, high=3600)
+# How often the beat frees lapsed leases and starts senders for what is owed.
+PAPERBOY_SEND_SWEEP_SECONDS = env_int("PAPERBOY_SEND_SWEEP_SECONDS", 30, low=5, high=3600)
+# Drains a run starts: one per worker process is enough to keep every process busy.
+PAPERBOY_SEND_TASKS = env_int("PAPERBOY_SEND_TASKS", 4, low=1, high=256)
+# A drain hands over to a fresh task after this long, so no task runs for an hour (and
+# Redis's visibility timeout never re-delivers a live one).
+PAPERBOY_SEND_TASK_SECONDS = env_int("PAPERBOY_SEND_TASK_SECONDS", 300, low=10, high=3000)
 # Messages per second to the email provider, all workers together (digest/send_rate.py);
 # 0 = no limit, the default: only the account's ESP knows its cap (SES sandbox: 1).
 PAPERBOY_SEND_RATE = env_int("PAPERBOY_SEND_RATE", 0, low=0, high=100_000)
@@ -345,9 +360,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "digest.tasks.run_daily_task",
         "schedule": crontab(minute=PAPERBOY_RUN_MINUTE),
     },
-    "recover-stale-sends": {
-        "task": "digest.tasks.recover_stale_sends_task",
-        "schedule": crontab(minute="*/15"),
+    # Frees the leases of dead senders and starts senders for whatever is owed.
+    "sweep-sends": {
+        "task": "digest.tasks.sweep_sends_task",
+        "schedule": float(PAPERBOY_SEND_SWEEP_SECONDS),
     },
     # ESP events whose task was lost (a broker outage) are applied by this sweep.
     "process-pending-email-events": {

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from django.conf import settings
+from django.core import signing
 from django.urls import reverse
 
 from .models import Subscriber
-from .tokens import Purpose, make_token
+from .tokens import Purpose, make_token, signer, token_value
 
 if TYPE_CHECKING:
     from digest.models import Paper
@@ -57,3 +59,51 @@ def feedback_url(subscriber: Subscriber, paper: Paper, value: int) -> str:
     extra = f"{paper.arxiv_id}:{'more' if value > 0 else 'less'}"
     token = make_token(subscriber, Purpose.FEEDBACK, extra=extra)
     return absolute(reverse("feedback", args=[token]))
+
+
+# What `reverse()` leaves unquoted in an argument (django.urls.resolvers).
+_URL_SAFE = "!$&'()*+,;=/~:@"
+_SLOT = "SLOT"
+
+
+class LinkMaker:
+    """The same links as the functions above, for many digests in a row.
+
+    `reverse()` costs about 15 µs and a digest has two dozen links; each route is
+    reversed once here, with a stand-in token, and each purpose's signer made once.
+    Make one per batch: it keeps the signing key it started with.
+    """
+
+    def __init__(self) -> None:
+        self._routes: dict[str, tuple[str, str]] = {}
+        self._signers: dict[Purpose, signing.Signer] = {}
+
+    def _url(self, route: str, purpose: Purpose, key: str, extra: str = "") -> str:
+        if route not in self._routes:
+            head, _, tail = reverse(route, args=[_SLOT]).partition(_SLOT)
+            self._routes[route] = (absolute(head), tail)
+        if purpose not in self._signers:
+            self._signers[purpose] = signer(purpose)
+        token = self._signers[purpose].sign(token_value(key, extra))
+        head, tail = self._routes[route]
+        return f"{head}{quote(token, safe=_URL_SAFE)}{tail}"
+
+    def unsubscribe(self, subscriber: Subscriber) -> str:
+        return self._url("subscriptions:unsubscribe", Purpose.UNSUBSCRIBE, subscriber.key)
+
+    def manage(self, subscriber: Subscriber) -> str:
+        return self._url("subscriptions:manage", Purpose.MANAGE, subscriber.key)
+
+    def digest(self, subscriber: Subscriber, edition_date: dt.date) -> str:
+        return self._url("digest_view", Purpose.DIGEST, subscriber.key, edition_date.isoformat())
+
+    def feedback(self, subscriber: Subscriber, arxiv_id: str, value: int) -> str:
+        extra = f"{arxiv_id}:{'more' if value > 0 else 'less'}"
+        return self._url("feedback", Purpose.FEEDBACK, subscriber.key, extra)
+
+    def feed(self, subscriber: Subscriber) -> str:
+        if "feed_atom" not in self._routes:
+            head, _, tail = reverse("feed_atom", args=[_SLOT]).partition(_SLOT)
+            self._routes["feed_atom"] = (settings.SITE_URL + head, tail)
+        head, tail = self._routes["feed_atom"]
+        return f"{head}{quote(subscriber.feed_key, safe=_URL_SAFE)}{tail}"

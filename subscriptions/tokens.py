@@ -85,11 +85,20 @@ class ExpiredToken(BadToken):
         return Subscriber.objects.filter(key=self.key).first()
 
 
-def make_token(subscriber: Subscriber, purpose: Purpose, *, extra: str = "") -> str:
-    value = f"{subscriber.key}:{extra}" if extra else subscriber.key
+def signer(purpose: Purpose) -> signing.Signer:
+    """The signer of `purpose`'s tokens: timestamped when they expire. A caller making
+    many tokens (a batch of digests) keeps it rather than making one per token."""
     if max_age(purpose) is not None:
-        return signing.TimestampSigner(salt=purpose.value).sign(value)
-    return signing.Signer(salt=purpose.value).sign(value)
+        return signing.TimestampSigner(salt=purpose.value)
+    return signing.Signer(salt=purpose.value)
+
+
+def token_value(key: str, extra: str = "") -> str:
+    return f"{key}:{extra}" if extra else key
+
+
+def make_token(subscriber: Subscriber, purpose: Purpose, *, extra: str = "") -> str:
+    return signer(purpose).sign(token_value(subscriber.key, extra))
 
 
 def _split(value: str) -> tuple[str, str]:

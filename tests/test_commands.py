@@ -13,9 +13,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from digest import leases
 from digest.models import Delivery, Edition, Paper
 from digest.planning import edition_match, edition_plan
-from digest.sending import claim
 from subscriptions.models import Subscriber
 from tests.conftest import EDITION_DATE
 from tests.hf_wire import tuesday_papers
@@ -171,14 +171,15 @@ def test_preview_digest_writes_the_html_and_prints_its_path(
         run("preview_digest", "alice@example.org", "--date", "2026-01-01")
 
 
-def test_recover_sends_settles_interrupted_deliveries(
+def test_recover_sends_queues_interrupted_deliveries_again(
     alice: Subscriber, stored_papers: list[Paper]
 ) -> None:
     edition = edition_plan(date=EDITION_DATE)
     edition_match(edition=edition)
-    assert claim(Delivery.objects.get().id)
-    Delivery.objects.update(claimed_at=timezone.now() - dt.timedelta(hours=1))
-    assert "1 interrupted deliveries marked failed" in run("recover_sends")
+    assert leases.claim(10).ids
+    Delivery.objects.update(lease_until=timezone.now() - dt.timedelta(minutes=1))
+    assert "1 interrupted deliveries queued again, 0 given up" in run("recover_sends")
+    assert Delivery.objects.get().status == Delivery.Status.QUEUED
 
 
 def test_process_email_events_applies_events_whose_task_was_lost(alice: Subscriber) -> None:

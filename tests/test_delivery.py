@@ -8,11 +8,13 @@ from collections.abc import Callable
 import pytest
 from django.utils import timezone
 
+from digest import leases
 from digest.daily import edition_counts, edition_prepare, edition_send
+from digest.leases import INTERRUPTED, lapsed_release
 from digest.match_chunks import SKIP_NOTHING_MATCHED
 from digest.models import Delivery, Edition, Paper
 from digest.planning import edition_match, edition_plan
-from digest.sending import INTERRUPTED, SKIP_LEFT, claim, stale_sends_recover
+from digest.sending import SKIP_LEFT
 from subscriptions.models import Subscriber
 from subscriptions.services import subscriber_unsubscribe
 from tests.conftest import EDITION_DATE
@@ -179,23 +181,51 @@ def test_only_one_worker_can_claim_a_delivery(alice: Subscriber, papers: dict) -
     edition = edition_plan(date=EDITION_DATE)
     edition_match(edition=edition)
     delivery = Delivery.objects.get()
-    assert claim(delivery.id) is True
-    assert claim(delivery.id) is False
+    first = leases.claim(10)
+    assert first.ids == [delivery.id]
+    assert leases.claim(10).ids == []
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.lease_owner) == (Delivery.Status.SENDING, first.owner)
 
 
-def test_an_interrupted_send_is_marked_failed_and_not_resent(
-    smtp_server: Mailbox, alice: Subscriber, papers: dict
+def test_an_interrupted_send_is_sent_again_with_the_same_message_id(
+    settings: object, smtp_server: Mailbox, alice: Subscriber, papers: dict
 ) -> None:
     edition = edition_plan(date=EDITION_DATE)
     edition_match(edition=edition)
     delivery = Delivery.objects.get()
-    assert claim(delivery.id)  # a worker claimed it, then died
-    Delivery.objects.update(claimed_at=timezone.now() - dt.timedelta(hours=2))
+    assert leases.claim(10).ids == [delivery.id]  # a worker claimed it, then died
 
-    assert stale_sends_recover() == 1
+    # Its lease has not run out: nobody else may take it yet.
+    assert lapsed_release() == (0, 0)
     edition_send(edition=edition)
+    assert smtp_server.messages == []
+
+    Delivery.objects.update(lease_until=timezone.now() - dt.timedelta(seconds=1))
+    assert lapsed_release() == (1, 0)
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.last_error) == (Delivery.Status.FAILED, INTERRUPTED)
+    assert (delivery.status, delivery.last_error) == (Delivery.Status.QUEUED, INTERRUPTED)
+    edition_send(edition=edition)
+    [message] = smtp_server.to("alice@example.org")
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (Delivery.Status.SENT, 2)
+    assert message["Message-ID"] == delivery.message_id == f"<digest-{delivery.id}@localhost>"
+
+
+def test_a_delivery_whose_sender_keeps_dying_is_given_up(
+    settings: object, smtp_server: Mailbox, alice: Subscriber, papers: dict
+) -> None:
+    settings.PAPERBOY_MAX_SEND_ATTEMPTS = 2  # type: ignore[attr-defined]
+    edition = edition_plan(date=EDITION_DATE)
+    edition_match(edition=edition)
+    for expected in [(1, 0), (0, 1)]:
+        assert len(leases.claim(10).ids) == 1
+        Delivery.objects.update(lease_until=timezone.now() - dt.timedelta(seconds=1))
+        assert lapsed_release() == expected
+    delivery = Delivery.objects.get()
+    assert delivery.status == Delivery.Status.FAILED
+    assert "interrupted while sending 2 times" in delivery.last_error
+    edition_send(edition=edition)
     assert smtp_server.messages == []
 
 

@@ -576,6 +576,7 @@ def test_twenty_papers_stay_well_under_the_gmail_clip(
 
 def test_mjml_is_compiled_once(alices_delivery: Delivery) -> None:
     digest_jinja.mjml_template.cache_clear()
+    digest_jinja.compiled_mjml.cache_clear()
     with mock.patch.object(digest_jinja, "mjml2html", wraps=digest_jinja.mjml2html) as compile_:
         first = render_digest(delivery=alices_delivery)
         second = render_digest(delivery=alices_delivery)

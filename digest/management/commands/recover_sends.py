@@ -4,14 +4,18 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from digest.sending import stale_sends_recover
+from digest.leases import lapsed_release
 
 
 class Command(BaseCommand):
     help = (
-        "Settle deliveries a crash left in 'sending': they are marked failed, not resent, "
-        "since the message may have gone out (requeue them from the admin after checking)."
+        "Free deliveries whose sender died mid-send (their lease ran out): they are queued "
+        "again with the same Message-ID, or failed after PAPERBOY_MAX_SEND_ATTEMPTS claims. "
+        "The beat does this every PAPERBOY_SEND_SWEEP_SECONDS; this is the same by hand."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.stdout.write(f"{stale_sends_recover()} interrupted deliveries marked failed.")
+        queued, failed = lapsed_release()
+        self.stdout.write(
+            f"{queued} interrupted deliveries queued again, {failed} given up (failed)."
+        )

@@ -1,0 +1,232 @@
+"""Rendering many digests fast: each paper's card is rendered once and reused.
+
+A digest is a frame (headline, the reader's links, the footer) around up to twenty paper
+cards. Across a day's digests the same card recurs: the same paper, at the same rank,
+picked for the same reasons. `DigestRenderer` splits each digest template at its loop over
+the papers into a frame template and a card template, renders a card once per (paper,
+rank, reasons) and keeps it, with stand-ins where the reader's own "more / less like this"
+links go. A digest is then the frame rendered around joined cards, the stand-ins swapped
+for the reader's signed links.
+
+The result is byte for byte what `emails.render_digest_for` makes from the whole template
+(tests/test_digest_render.py holds it to that); this is only the fast way there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import jinja2
+from markupsafe import Markup, escape
+
+from subscriptions.links import LinkMaker
+from subscriptions.models import Subscriber
+
+from .emails import (
+    HTML_LAYOUT,
+    SUBJECT_TEMPLATE,
+    TEXT_TEMPLATE,
+    DigestItem,
+    ReaderLinks,
+    RenderedEmail,
+    frame_context,
+    one_line,
+    paper_entry,
+)
+from .jinja import compiled_mjml, html_env, text_env
+from .models import Paper
+
+# Where each template loops over the papers; its {% else %} is the empty digest.
+PAPER_LOOP = "{% for p in papers %}"
+# Stand-ins for the reader's feedback links in a kept card (characters no URL, title or
+# template text contains, so a swap cannot touch anything else).
+MORE, LESS = "\x00more\x00", "\x00less\x00"
+# Cards kept per renderer: a day has a few thousand distinct ones; past this the oldest
+# half goes (a card is a few kB of HTML and text).
+CARDS_KEPT = 20_000
+
+
+@dataclass(frozen=True)
+class SplitTemplate:
+    frame: jinja2.Template  # the whole template, its paper loop replaced by {{ cards }}
+    card: jinja2.Template  # the loop's body, for one paper `p`
+
+
+def split_at_paper_loop(source: str, env: jinja2.Environment) -> SplitTemplate:
+    """Cut `source` at its paper loop into a frame and a card, keeping what trim_blocks
+    and lstrip_blocks would have done to the white space around the loop's tags."""
+    start = source.index(PAPER_LOOP)
+    body_start = start + len(PAPER_LOOP)
+    else_at, end_at = _loop_else_and_end(source, body_start)
+    body = source[body_start:else_at]
+    body = body[1:] if body.startswith("\n") else body  # trim_blocks after the for tag
+    head, _, last_line = body.rpartition("\n")
+    if not last_line.strip(" \t"):  # lstrip_blocks before the else tag
+        body = head + "\n" if head or body.startswith("\n") else ""
+    end_tag = source[end_at : source.index("%}", end_at) + 2]
+    frame = (
+        source[:start]
+        + "{% if papers %}{{ cards }}"
+        + source[else_at:end_at]
+        + end_tag.replace("endfor", "endif")
+        + source[end_at + len(end_tag) :]
+    )
+    return SplitTemplate(frame=env.from_string(frame), card=env.from_string(body))
+
+
+def _loop_else_and_end(source: str, pos: int) -> tuple[int, int]:
+    """The positions of the loop's own {% else %} and of the start of its {% endfor %}."""
+    depth = 0
+    else_at = -1
+    while True:
+        tag_at = source.index("{%", pos)
+        tag_end = source.index("%}", tag_at) + 2
+        words = source[tag_at + 2 : tag_end - 2].strip(" -+").split()
+        word = words[0] if words else ""
+        if word in ("for", "if"):
+            depth += 1
+        elif word in ("endfor", "endif"):
+            if depth == 0:
+                return (else_at if else_at >= 0 else tag_at), tag_at
+            depth -= 1
+        elif word == "else" and depth == 0:
+            else_at = tag_at
+        pos = tag_end
+
+
+@cache
+def html_split() -> SplitTemplate:
+    return split_at_paper_loop(compiled_mjml(HTML_LAYOUT), html_env())
+
+
+@cache
+def text_split() -> SplitTemplate:
+    env = text_env()
+    assert env.loader is not None
+    source, _, _ = env.loader.get_source(env, TEXT_TEMPLATE)
+    return split_at_paper_loop(source, env)
+
+
+@dataclass(frozen=True)
+class _Loop:
+    last: bool  # the text card ends with a rule unless it is the last
+
+
+@dataclass(frozen=True)
+class _Card:
+    html: str
+    text: str  # followed by the rule between papers
+    text_last: str  # the last paper's, without it
+    title: str  # as shown: the digest's preview and subject quote the first
+
+
+@dataclass(frozen=True)
+class CardItem:
+    """A paper of one digest: `reasons_key` is its reasons as stored (JSON text), which
+    names the card in the cache without parsing it."""
+
+    paper: Paper
+    rank: int
+    reasons_key: str
+
+    @property
+    def reasons(self) -> list[dict[str, str]]:
+        value = json.loads(self.reasons_key) if self.reasons_key else []
+        return value if isinstance(value, list) else []
+
+
+class DigestRenderer:
+    """Renders digests for a batch of readers; keep one per worker task."""
+
+    def __init__(self) -> None:
+        self.links = LinkMaker()
+        self.html, self.text = html_split(), text_split()
+        self.subject = text_env().get_template(SUBJECT_TEMPLATE)
+        # (paper id, when it changed, rank, reasons) → the card (see _Card)
+        self._cards: dict[tuple[Any, ...], _Card] = {}
+        self.card_hits = self.card_misses = 0
+
+    def _card(self, item: CardItem) -> _Card:
+        paper = item.paper
+        key = (paper.pk, paper.updated_at, paper.upvotes, item.rank, item.reasons_key)
+        card = self._cards.get(key)
+        if card is not None:
+            self.card_hits += 1
+            return card
+        self.card_misses += 1
+        entry = paper_entry(DigestItem(paper=paper, reasons=item.reasons, rank=item.rank))
+        entry = entry.__class__(**{**entry.__dict__, "more_url": MORE, "less_url": LESS})
+        card = _Card(
+            html=self.html.card.render({"p": entry, "loop": _Loop(last=False)}),
+            text=self.text.card.render({"p": entry, "loop": _Loop(last=False)}),
+            text_last=self.text.card.render({"p": entry, "loop": _Loop(last=True)}),
+            title=entry.title,
+        )
+        if len(self._cards) >= CARDS_KEPT:
+            for old in list(self._cards)[: CARDS_KEPT // 2]:
+                del self._cards[old]
+        self._cards[key] = card
+        return card
+
+    def render(
+        self,
+        *,
+        subscriber: Subscriber,
+        edition_date: dt.date,
+        items: Sequence[CardItem],
+        interests: Sequence[str] | None = None,
+    ) -> RenderedEmail:
+        ordered = sorted(items, key=lambda i: i.rank)
+        html_cards: list[str] = []
+        text_cards: list[str] = []
+        first_title = ""
+        for n, item in enumerate(ordered, start=1):
+            card = self._card(item)
+            first_title = first_title or card.title
+            text = card.text_last if n == len(ordered) else card.text
+            more = self.links.feedback(subscriber, item.paper.arxiv_id, 1)
+            less = self.links.feedback(subscriber, item.paper.arxiv_id, -1)
+            html_cards.append(card.html.replace(MORE, escape(more)).replace(LESS, escape(less)))
+            text_cards.append(text.replace(MORE, more).replace(LESS, less))
+        links = ReaderLinks(
+            unsubscribe=self.links.unsubscribe(subscriber),
+            manage=self.links.manage(subscriber),
+            feed=self.links.feed(subscriber),
+            view_in_browser=self.links.digest(subscriber, edition_date),
+        )
+        context = frame_context(
+            subscriber=subscriber,
+            edition_date=edition_date,
+            items=_TrendingView.of(ordered),
+            first_title=first_title,
+            interests=interests,
+            links=links,
+        )
+        context["papers"] = ordered
+        return RenderedEmail(
+            subject=one_line(self.subject.render(context)),
+            text=self.text.frame.render({**context, "cards": "".join(text_cards)}),
+            html=self.html.frame.render({**context, "cards": Markup("".join(html_cards))}),
+        )
+
+
+@dataclass(frozen=True)
+class _TrendingView:
+    """What `frame_context` reads of the items (their papers and reasons), parsed only
+    for the few that may be trending picks."""
+
+    paper: Paper
+    reasons: Sequence[Mapping[str, str]]
+    rank: int
+
+    @classmethod
+    def of(cls, items: Sequence[CardItem]) -> list[_TrendingView]:
+        return [
+            cls(item.paper, item.reasons if '"trending"' in item.reasons_key else [], item.rank)
+            for item in items
+        ]

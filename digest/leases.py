@@ -1,0 +1,145 @@
+"""Who is sending which digest: claims with leases, kept in the database.
+
+A sender claims a batch of owed deliveries in one statement (queued → sending), stamping
+them with its own random owner id and a lease that runs out PAPERBOY_SEND_LEASE_SECONDS
+later. While it works it renews the lease; every outcome it records is conditional on
+still owning the row. A sender that dies (a killed worker, a lost machine) stops
+renewing, and `lapsed_release` — run by the beat every PAPERBOY_SEND_SWEEP_SECONDS —
+hands its deliveries back to the queue, where any sender takes them. So PostgreSQL, not
+the broker, holds what is owed: a lost Celery task costs nothing but a sweep period.
+
+What a crash can duplicate is bounded: only messages handed to the server whose outcome
+was not recorded yet (the sender records every PAPERBOY_SEND_RECORD_EVERY messages), and
+each carries the delivery's stable Message-ID, so the receiving side can recognise it.
+A delivery whose sender keeps dying (a message that crashes the renderer, say) is given
+up on after PAPERBOY_MAX_SEND_ATTEMPTS claims, with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from .lookups import ints
+from .models import Delivery
+
+INTERRUPTED = "interrupted while sending (the sender stopped); queued again"
+INTERRUPTED_TOO_OFTEN = "interrupted while sending {n} times; given up (see the worker logs)"
+
+
+@dataclass(frozen=True)
+class Lease:
+    owner: str
+    ids: list[int]
+
+
+def lease_length() -> dt.timedelta:
+    return dt.timedelta(seconds=settings.PAPERBOY_SEND_LEASE_SECONDS)
+
+
+def owed_now(*, edition_id: int | None = None) -> QuerySet[Delivery]:
+    """Queued deliveries with their papers chosen, whose retry time (if any) has come."""
+    qs = Delivery.objects.filter(status=Delivery.Status.QUEUED, matched_at__isnull=False).filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())
+    )
+    return qs.filter(edition_id=edition_id) if edition_id is not None else qs
+
+
+def claim(limit: int, *, edition_id: int | None = None) -> Lease:
+    """Claim up to `limit` owed deliveries, lowest ids first, for a new owner."""
+    owner = secrets.token_hex(16)
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        return Lease(owner, _claim_skip_locked(owner, now, limit, edition_id))
+    # Elsewhere (SQLite: one writer at a time) pick, then take those still queued.
+    picked = list(
+        owed_now(edition_id=edition_id).order_by("id").values_list("id", flat=True)[:limit]
+    )
+    if not picked:
+        return Lease(owner, [])
+    Delivery.objects.filter(id__in_ints=ints(picked), status=Delivery.Status.QUEUED).update(
+        status=Delivery.Status.SENDING,
+        lease_owner=owner,
+        lease_until=now + lease_length(),
+        claimed_at=now,
+        attempts=F("attempts") + 1,
+    )
+    mine = Delivery.objects.filter(lease_owner=owner, status=Delivery.Status.SENDING)
+    return Lease(owner, sorted(mine.values_list("id", flat=True)))
+
+
+def _claim_skip_locked(
+    owner: str, now: dt.datetime, limit: int, edition_id: int | None
+) -> list[int]:
+    # SKIP LOCKED: concurrent senders take disjoint batches instead of queueing behind one
+    # another's row locks. One statement, so there is no window between pick and take.
+    table = Delivery._meta.db_table
+    edition = "AND edition_id = %s" if edition_id is not None else ""
+    sql = f"""
+        UPDATE {table} SET status = %s, lease_owner = %s, lease_until = %s, claimed_at = %s,
+               attempts = attempts + 1
+        WHERE id IN (
+            SELECT id FROM {table}
+            WHERE status = %s AND matched_at IS NOT NULL
+              AND (next_attempt_at IS NULL OR next_attempt_at <= %s) {edition}
+            ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
+        RETURNING id"""
+    params: list[Any] = [Delivery.Status.SENDING, owner, now + lease_length(), now]
+    params += [Delivery.Status.QUEUED, now]
+    params += [edition_id] if edition_id is not None else []
+    params.append(limit)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def renew(owner: str) -> int:
+    """Push the lease on; returns how many deliveries the owner still holds."""
+    return Delivery.objects.filter(lease_owner=owner, status=Delivery.Status.SENDING).update(
+        lease_until=timezone.now() + lease_length()
+    )
+
+
+def held(owner: str, ids: list[int]) -> QuerySet[Delivery]:
+    """The owner's deliveries among `ids` that it still holds: outcomes are written only
+    through this, so a sender whose lease lapsed cannot overwrite its successor's work."""
+    return Delivery.objects.filter(
+        id__in_ints=ints(ids), lease_owner=owner, status=Delivery.Status.SENDING
+    )
+
+
+def lapsed_release(*, now: dt.datetime | None = None) -> tuple[int, int]:
+    """Give deliveries whose lease ran out back to the queue; give up on those claimed
+    PAPERBOY_MAX_SEND_ATTEMPTS times. Returns (queued again, failed)."""
+    now = now or timezone.now()
+    lapsed = Delivery.objects.filter(status=Delivery.Status.SENDING).filter(
+        # Rows claimed before leases existed have none: their claim time counts instead.
+        Q(lease_until__lt=now) | Q(lease_until__isnull=True, claimed_at__lt=now - lease_length())
+    )
+    limit = settings.PAPERBOY_MAX_SEND_ATTEMPTS
+    failed = 0
+    for attempts in (
+        lapsed.filter(attempts__gte=limit).values_list("attempts", flat=True).distinct()
+    ):
+        failed += lapsed.filter(attempts=attempts).update(
+            status=Delivery.Status.FAILED,
+            last_error=INTERRUPTED_TOO_OFTEN.format(n=attempts),
+            lease_owner="",
+            lease_until=None,
+            next_attempt_at=None,
+        )
+    queued = lapsed.filter(attempts__lt=limit).update(
+        status=Delivery.Status.QUEUED,
+        last_error=INTERRUPTED,
+        lease_owner="",
+        lease_until=None,
+        next_attempt_at=None,
+    )
+    return queued, failed
