@@ -52,7 +52,9 @@ def _header_value(value: str) -> str:
 def encoded_words(value: str) -> str:
     """RFC 2047 base64 words, each within the 75 characters the RFC allows, on folded
     lines. (email.header.Header does the same at ten times the cost.)"""
-    words, chunk, size = [], [], 0
+    words: list[str] = []
+    chunk: list[str] = []
+    size = 0
     for char in value:
         n = len(char.encode("utf-8"))
         if size + n > ENCODED_WORD_OCTETS:
