@@ -56,6 +56,13 @@ bench: install
 	$(BIN)/python bench/bench_digest.py --subscribers $(N)
 	$(BIN)/python bench/bench_matching.py --subscribers $(MATCH_N)
 
+# Paperboy's Celery workers against django-newsletter 1.2.1, through one smtp-sink
+# (bench/README.md). Needs PostgreSQL and Redis on 127.0.0.1; `make bench-smtp SMTP_N=2000`.
+SMTP_N ?= 20000
+.PHONY: bench-smtp
+bench-smtp: install
+	$(BIN)/python bench/bench_smtp.py --messages $(SMTP_N)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
