@@ -30,7 +30,7 @@ from enum import StrEnum
 
 from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
 from django.conf import settings
-from django.core.mail import get_connection
+from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db.models import CharField, F, TextField, Value
 from django.db.models.functions import Cast, Concat
@@ -44,6 +44,7 @@ from .emails import list_headers
 from .lookups import ints
 from .mime import PrebuiltEmail, sender_domain, stable_message_id
 from .models import Delivery, DeliveryPaper, Paper
+from .send_connections import Handed, open_connections
 from .send_rate import send_rate_limiter
 
 logger = logging.getLogger(__name__)
@@ -192,14 +193,13 @@ class BatchSender:
         connection: BaseEmailBackend | None = None,
         on_progress: Callable[[SendResult], None] | None = None,
     ) -> None:
-        self.connection = connection or get_connection()
+        self.wire = open_connections(connection)
         self.renderer = DigestRenderer()
         self.papers = PaperCache()
         self.limiter = send_rate_limiter()
         self.on_progress = on_progress
         self.result = BatchResult()
         self.server_down = False
-        self._opened = False
 
     def send(self, lease: leases.Lease) -> None:
         """Send every delivery of the lease; whatever is left held (a crash of this code,
@@ -211,11 +211,12 @@ class BatchSender:
 
     def _send(self, lease: leases.Lease) -> None:
         owed = _load(lease, papers=self.papers)
-        mail = self._route(lease, owed)
         recorder = _Recorder(lease.owner, self._report)
         renewed = time.monotonic()
         date = format_datetime(timezone.now())
-        for delivery in mail:
+        for delivery in self._route(lease, owed):
+            if self.server_down:
+                break
             if time.monotonic() - renewed > settings.PAPERBOY_SEND_LEASE_SECONDS / 3:
                 recorder.flush()
                 leases.renew(lease.owner)
@@ -227,21 +228,23 @@ class BatchSender:
                 recorder.failed(delivery, exc, transient=False)
                 continue
             self.limiter.acquire(1)
-            try:
-                self._open()
-                if self.connection.send_messages([message]) != 1:
-                    raise smtplib.SMTPException("the email backend accepted no message")
-            except Exception as exc:
-                if throttled(exc):
-                    self.limiter.penalise(THROTTLE_PAUSE_S)
-                recorder.failed(delivery, exc, transient=is_transient(exc))
-                if server_unreachable(exc):
-                    self.server_down = True
-                    logger.warning("email server unreachable, batch stopped: %s", exc)
-                    break
-                continue
-            recorder.sent(delivery.id, _esp_id(message))
+            self.wire.hand(delivery, message)
+            self._settle(recorder, self.wire.finished())
+        self._settle(recorder, self.wire.finished(wait=True))
         recorder.flush()
+
+    def _settle(self, recorder: _Recorder, handed: Iterable[Handed]) -> None:
+        for outcome in handed:
+            if outcome.error is None:
+                recorder.sent(outcome.tag.id, _esp_id(outcome.message))
+                continue
+            exc = outcome.error
+            if throttled(exc):
+                self.limiter.penalise(THROTTLE_PAUSE_S)
+            recorder.failed(outcome.tag, exc, transient=is_transient(exc))
+            if server_unreachable(exc) and not self.server_down:
+                self.server_down = True
+                logger.warning("email server unreachable, sending stopped: %s", exc)
 
     def _route(self, lease: leases.Lease, owed: list[_Owed]) -> Iterator[_Owed]:
         """Readers who left are skipped, feed-only readers' digests go to their feed; the
@@ -292,17 +295,8 @@ class BatchSender:
             headers=headers,
         )
 
-    def _open(self) -> None:
-        if not self._opened:
-            self.connection.open()
-            self._opened = True
-
     def close(self) -> None:
-        try:
-            self.connection.close()
-        except Exception:  # closing a dead connection must not hide the results
-            logger.debug("closing the email connection failed", exc_info=True)
-        self._opened = False
+        self.wire.close()
 
     def _report(self, result: SendResult) -> None:
         self.result.add(result)
@@ -310,7 +304,7 @@ class BatchSender:
             self.on_progress(result)
 
 
-def _esp_id(message: PrebuiltEmail) -> str | None:
+def _esp_id(message: EmailMessage) -> str | None:
     # An ESP's own id is what its webhooks will name; SMTP has only our Message-ID.
     status = getattr(message, "anymail_status", None)
     esp_id = getattr(status, "message_id", None) if status is not None else None

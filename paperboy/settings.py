@@ -346,6 +346,9 @@ PAPERBOY_SEND_TASKS = env_int("PAPERBOY_SEND_TASKS", 4, low=1, high=256)
 # A drain hands over to a fresh task after this long, so no task runs for an hour (and
 # Redis's visibility timeout never re-delivers a live one).
 PAPERBOY_SEND_TASK_SECONDS = env_int("PAPERBOY_SEND_TASK_SECONDS", 300, low=10, high=3000)
+# Connections each sender keeps open to the email server, each on its own thread: SMTP
+# waits on round trips, so a few keep one renderer busy (digest/send_connections.py).
+PAPERBOY_SEND_CONNECTIONS = env_int("PAPERBOY_SEND_CONNECTIONS", 4, low=1, high=64)
 # Messages per second to the email provider, all workers together (digest/send_rate.py);
 # 0 = no limit, the default: only the account's ESP knows its cap (SES sandbox: 1).
 PAPERBOY_SEND_RATE = env_int("PAPERBOY_SEND_RATE", 0, low=0, high=100_000)

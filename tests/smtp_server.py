@@ -5,6 +5,7 @@ It can be told to answer the next messages with an error, to test retries and fa
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -30,8 +31,12 @@ class Mailbox:
     messages: list[Received] = field(default_factory=list)
     # Replies to give instead of accepting, one per incoming message, e.g. "451 4.3.0 busy".
     refusals: list[str] = field(default_factory=list)
+    # Seconds each message takes to be accepted (a slow server; other sessions go on).
+    delay_s: float = 0.0
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         if self.refusals:
             return self.refusals.pop(0)
         raw = envelope.original_content or envelope.content
