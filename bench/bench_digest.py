@@ -238,6 +238,7 @@ def _run_on_empty_database(args: argparse.Namespace, figures: Figures, date: dt.
     figures.not_sent = owed - figures.sent
     if null_backend.STATS.messages:
         figures.mean_message_kb = null_backend.STATS.bytes / null_backend.STATS.messages / 1024
+    log(f"cards rendered {batch.cards_rendered}, reused {batch.cards_reused}")
     for error in batch.errors[:5]:
         log(f"not sent: {error}")
     log_statuses(edition)

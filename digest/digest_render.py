@@ -34,6 +34,7 @@ from .emails import (
     DigestItem,
     ReaderLinks,
     RenderedEmail,
+    best_reason,
     frame_context,
     one_line,
     paper_entry,
@@ -46,6 +47,9 @@ PAPER_LOOP = "{% for p in papers %}"
 # Stand-ins for the reader's feedback links in a kept card (characters no URL, title or
 # template text contains, so a swap cannot touch anything else).
 MORE, LESS = "\x00more\x00", "\x00less\x00"
+# … and for its rank: two characters, so that "%-4s" of it and a dot pads as "12. " does
+# and the text part's title wraps at the same place.
+RANK = "\x01\x02"
 # Cards kept per renderer: a day has a few thousand distinct ones; past this the oldest
 # half goes (a card is a few kB of HTML and text).
 CARDS_KEPT = 20_000
@@ -117,6 +121,17 @@ class _Loop:
     last: bool  # the text card ends with a rule unless it is the last
 
 
+def _shown(reasons: list[dict[str, str]]) -> tuple[Any, ...]:
+    """What of a paper's reasons its card shows: the best one in full (it picks the
+    highlight and the snippet), and every reason's topic, in order (the "also matches")."""
+    reasons = [r for r in reasons if isinstance(r, dict)]
+    best = best_reason(reasons)
+    return (
+        tuple(sorted(best.items())) if best else (),
+        tuple(str(r.get("interest", "")) for r in reasons),
+    )
+
+
 @dataclass(frozen=True)
 class _Card:
     html: str
@@ -153,25 +168,41 @@ class DigestRenderer:
 
     def _card(self, item: CardItem) -> _Card:
         paper = item.paper
-        key = (paper.pk, paper.updated_at, paper.upvotes, item.rank, item.reasons_key)
+        # First by the reasons as stored; failing that, by what the card shows of them
+        # (readers with other topics often get the same card: same best reason, same
+        # other topics named), which costs parsing the reasons.
+        key = (paper.pk, paper.updated_at, paper.upvotes, item.reasons_key)
         card = self._cards.get(key)
-        if card is not None:
-            self.card_hits += 1
-            return card
-        self.card_misses += 1
-        entry = paper_entry(DigestItem(paper=paper, reasons=item.reasons, rank=item.rank))
-        entry = entry.__class__(**{**entry.__dict__, "more_url": MORE, "less_url": LESS})
-        card = _Card(
+        if card is None:
+            reasons = item.reasons
+            shown = (*key[:3], _shown(reasons))
+            card = self._cards.get(shown)
+            if card is None:
+                self.card_misses += 1
+                card = self._render_card(item, reasons)
+                self._keep(shown, card)
+                self._keep(key, card)
+                return card
+            self._keep(key, card)
+        self.card_hits += 1
+        return card
+
+    def _render_card(self, item: CardItem, reasons: list[dict[str, str]]) -> _Card:
+        entry = paper_entry(DigestItem(paper=item.paper, reasons=reasons, rank=item.rank))
+        stand_ins = {"more_url": MORE, "less_url": LESS, "rank": RANK}
+        entry = entry.__class__(**{**entry.__dict__, **stand_ins})
+        return _Card(
             html=self.html.card.render({"p": entry, "loop": _Loop(last=False)}),
             text=self.text.card.render({"p": entry, "loop": _Loop(last=False)}),
             text_last=self.text.card.render({"p": entry, "loop": _Loop(last=True)}),
             title=entry.title,
         )
+
+    def _keep(self, key: tuple[Any, ...], card: _Card) -> None:
         if len(self._cards) >= CARDS_KEPT:
             for old in list(self._cards)[: CARDS_KEPT // 2]:
                 del self._cards[old]
         self._cards[key] = card
-        return card
 
     def render(
         self,
@@ -191,7 +222,10 @@ class DigestRenderer:
             text = card.text_last if n == len(ordered) else card.text
             more = self.links.feedback(subscriber, item.paper.arxiv_id, 1)
             less = self.links.feedback(subscriber, item.paper.arxiv_id, -1)
-            html_cards.append(card.html.replace(MORE, escape(more)).replace(LESS, escape(less)))
+            rank = str(item.rank)
+            html = card.html.replace(RANK, rank, 1)
+            html_cards.append(html.replace(MORE, escape(more)).replace(LESS, escape(less)))
+            text = text.replace(f"{RANK}. ", f"{rank}.".ljust(4), 1)
             text_cards.append(text.replace(MORE, more).replace(LESS, less))
         links = ReaderLinks(
             unsubscribe=self.links.unsubscribe(subscriber),

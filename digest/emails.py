@@ -213,7 +213,7 @@ def _title_parts(title: str, reason: Mapping[str, str] | None) -> Snippet:
     return Snippet(title[:start], title[start:end], title[end:])
 
 
-def _best_reason(reasons: Sequence[Mapping[str, str]]) -> Mapping[str, str] | None:
+def best_reason(reasons: Sequence[Mapping[str, str]]) -> Mapping[str, str] | None:
     ordered = sorted(reasons, key=lambda r: _FIELD_ORDER.get(r.get("field", ""), 9))
     return ordered[0] if ordered else None
 
@@ -277,7 +277,7 @@ def paper_entry(item: DigestItemLike, *, subscriber: Subscriber | None = None) -
     paper = item.paper
     reasons: list[Mapping[str, str]] = [r for r in (item.reasons or []) if isinstance(r, dict)]
     title = one_line(paper.title)
-    best = _best_reason(reasons)
+    best = best_reason(reasons)
     title_parts = _title_parts(title, best)
     why = _why(reasons, best, title_parts) if best else None
     return PaperEntry(

@@ -72,9 +72,11 @@ def encoded_words(value: str) -> str:
 def _part(text: str, subtype: str) -> bytes:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
     # A UTF-8 character is at most 4 octets: shorter lines need not be measured.
-    long_lines = [line for line in text.split("\n") if len(line) > LINE_LIMIT // 4]
-    if any(len(line.encode("utf-8")) > LINE_LIMIT for line in long_lines):
+    if max(map(len, lines)) > LINE_LIMIT // 4 and any(
+        len(line.encode("utf-8")) > LINE_LIMIT for line in lines
+    ):
         encoding = "quoted-printable"
         data = binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
     else:

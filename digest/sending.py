@@ -77,6 +77,8 @@ class BatchResult:
 
     counts: Counter[Outcome] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)  # the first few, for a summary
+    cards_rendered: int = 0  # paper cards rendered, and reused from other digests
+    cards_reused: int = 0
 
     def count(self, outcome: Outcome) -> int:
         return self.counts[outcome]
@@ -415,6 +417,8 @@ def owed_send(
                 break
     finally:
         sender.close()
+    sender.result.cards_rendered = sender.renderer.card_misses
+    sender.result.cards_reused = sender.renderer.card_hits
     return sender.result
 
 

@@ -185,3 +185,17 @@ def _rendered(subject: str, text: str, html: str) -> Any:
     from digest.emails import RenderedEmail
 
     return RenderedEmail(subject=subject, text=text, html=html)
+
+
+def test_ranks_past_nine_are_placed_as_the_plain_rendering_places_them(
+    make_subscriber: Callable[..., Subscriber], make_paper: Callable[..., Paper]
+) -> None:
+    renderer = DigestRenderer()
+    reader = make_subscriber("dora@example.org", ["diffusion"], max_papers=20)
+    many = [make_paper(f"Diffusion paper {n} " + "with a long title " * 4) for n in range(20)]
+    reasons = reasons_sets()[1]
+    for shift in (0, 3):  # the same cards again, at other ranks
+        items = [(paper, reasons) for paper in many[shift:] + many[:shift]]
+        plain, fast = both_ways(reader, items, renderer)
+        assert fast == plain
+    assert renderer.card_hits + renderer.card_misses == 40 and renderer.card_misses == 20
