@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import random
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 T = TypeVar("T")
@@ -33,6 +35,7 @@ T = TypeVar("T")
 if TYPE_CHECKING:
     from bench.synthetic import SyntheticPaper, SyntheticSubscriber
     from digest.models import Edition
+    from digest.sending import BatchResult
 
 ROOT = Path(__file__).resolve().parent.parent
 NULL_BACKEND = "bench.null_backend.NullBackend"
@@ -66,6 +69,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--subscribers", type=int, default=10_000, help="default 10000")
     parser.add_argument("--papers", type=int, default=50, help="papers in the edition")
     parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic data")
+    parser.add_argument(
+        "--send-processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="fresh sender processes draining the edition together (default: one per "
+        "core); 0 sends in the bench's own process",
+    )
     parser.add_argument(
         "--database-url",
         default="",
@@ -186,13 +196,11 @@ def run(args: argparse.Namespace) -> Figures:
 
 
 def _run_on_empty_database(args: argparse.Namespace, figures: Figures, date: dt.date) -> Figures:
-    from django.test import override_settings
-
     from bench import null_backend
     from bench.synthetic import make_papers, make_subscribers
     from digest.models import Delivery, DeliveryPaper
     from digest.planning import edition_match, edition_plan, ready_to_send
-    from digest.sending import Outcome, SendResult, owed_send
+    from digest.sending import Outcome
 
     timings = figures.timings
     with phase("generate", timings):
@@ -218,6 +226,36 @@ def _run_on_empty_database(args: argparse.Namespace, figures: Figures, date: dt.
     log(f"matched {summary.matched}, skipped {summary.skipped_total}")
 
     owed = ready_to_send(edition).count()
+    if args.send_processes:
+        with phase("send", timings):
+            senders = send_in_processes(edition.id, owed, args.send_processes)
+        figures.sent = sum(s["sent"] for s in senders)
+        figures.send_peak_rss_mb = max(s["peak_rss_mb"] for s in senders)
+        sent_bytes = sum(s["bytes"] for s in senders)
+        rendered = sum(s["cards_rendered"] for s in senders)
+        reused = sum(s["cards_reused"] for s in senders)
+        errors = [e for s in senders for e in s["errors"]]
+    else:
+        batch = send_here(edition.id, owed, figures)
+        figures.sent = batch.count(Outcome.SENT)
+        sent_bytes, errors = null_backend.STATS.bytes, batch.errors
+        rendered, reused = batch.cards_rendered, batch.cards_reused
+    figures.not_sent = owed - figures.sent
+    if figures.sent:
+        figures.mean_message_kb = sent_bytes / figures.sent / 1024
+    log(f"cards rendered {rendered}, reused {reused}")
+    for error in errors[:5]:
+        log(f"not sent: {error}")
+    log_statuses(edition)
+    return figures
+
+
+def send_here(edition_id: int, owed: int, figures: Figures) -> BatchResult:
+    """Send in this process (--send-processes 0: for a profiler)."""
+    from django.test import override_settings
+
+    from digest.sending import SendResult, owed_send
+
     step = max(1, owed // 20)
     done = 0
     send_start = time.perf_counter()
@@ -231,18 +269,37 @@ def _run_on_empty_database(args: argparse.Namespace, figures: Figures, date: dt.
 
     figures.rss_before_send_mb = rss_now_mb()
     peak_rss_reset()
-    with phase("send", timings), override_settings(EMAIL_BACKEND=NULL_BACKEND):
-        batch = owed_send(edition_id=edition.id, on_progress=progress)
+    with phase("send", figures.timings), override_settings(EMAIL_BACKEND=NULL_BACKEND):
+        batch = owed_send(edition_id=edition_id, on_progress=progress)
     figures.send_peak_rss_mb = peak_rss_mb()
-    figures.sent = batch.count(Outcome.SENT)
-    figures.not_sent = owed - figures.sent
-    if null_backend.STATS.messages:
-        figures.mean_message_kb = null_backend.STATS.bytes / null_backend.STATS.messages / 1024
-    log(f"cards rendered {batch.cards_rendered}, reused {batch.cards_reused}")
-    for error in batch.errors[:5]:
-        log(f"not sent: {error}")
-    log_statuses(edition)
-    return figures
+    return batch
+
+
+def send_in_processes(edition_id: int, owed: int, count: int) -> list[dict[str, Any]]:
+    """`count` fresh sender processes drain the edition together, as Celery's would; the
+    progress is read from the database meanwhile."""
+    from django.db import connection
+
+    from digest.models import Delivery
+
+    database = os.environ["DATABASE_URL"]
+    command = [sys.executable, str(ROOT / "bench" / "send_process.py"), str(edition_id)]
+    command += [database, os.environ["PAPERBOY_VAR_DIR"]]
+    connection.close()  # SQLite: no open transaction of ours in the senders' way
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE) for _ in range(count)]
+    start = time.perf_counter()
+    while any(p.poll() is None for p in procs):
+        time.sleep(1.0)
+        sent = Delivery.objects.filter(edition_id=edition_id, status=Delivery.Status.SENT).count()
+        connection.close()
+        log(f"send {sent}/{owed} ({sent / (time.perf_counter() - start):.0f}/s)")
+    results = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"bench: a sender process failed ({proc.returncode})")
+        results.append(json.loads(out.decode().strip().splitlines()[-1]))
+    return results
 
 
 def rss_now_mb() -> float:

@@ -12,6 +12,7 @@ preview command can render a digest for any subscriber and any list of papers.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -333,7 +334,12 @@ def _top_papers_link(items: Sequence[DigestItemLike], edition_date: dt.date) -> 
         return None
     day = max(days)
     label = "Today’s top papers" if day == edition_date else f"Top papers of {short_date(day)}"
-    return Link(label, absolute(reverse("papers_day", args=[day.isoformat()])))
+    return Link(label, papers_day_url(day))
+
+
+@functools.lru_cache(maxsize=64)
+def papers_day_url(day: dt.date) -> str:
+    return absolute(reverse("papers_day", args=[day.isoformat()]))
 
 
 def digest_context(

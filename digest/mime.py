@@ -72,16 +72,13 @@ def encoded_words(value: str) -> str:
 def _part(text: str, subtype: str) -> bytes:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    lines = text.split("\n")
-    # A UTF-8 character is at most 4 octets: shorter lines need not be measured.
-    if max(map(len, lines)) > LINE_LIMIT // 4 and any(
-        len(line.encode("utf-8")) > LINE_LIMIT for line in lines
-    ):
+    data = text.encode("utf-8")
+    if max(map(len, data.split(b"\n"))) > LINE_LIMIT:
         encoding = "quoted-printable"
-        data = binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+        data = binascii.b2a_qp(data, istext=True)
     else:
         encoding = "8bit"
-        data = text.replace("\n", "\r\n").encode("utf-8")
+    data = data.replace(b"\n", b"\r\n")
     head = (
         f'Content-Type: text/{subtype}; charset="utf-8"\r\nMIME-Version: 1.0\r\n'
         f"Content-Transfer-Encoding: {encoding}\r\n\r\n"

@@ -50,6 +50,10 @@ from .send_rate import send_rate_limiter
 logger = logging.getLogger(__name__)
 
 SKIP_LEFT = "no longer active when it was due to send (paused, unsubscribed or suppressed)"
+# What sending reads of a reader (not their vectors, which are large).
+READER_FIELDS = (
+    "email", "key", "feed_key", "status", "channel", "interests", "frequency", "max_papers"
+)  # fmt: skip
 # A 429 without a Retry-After: how long every sender holds back.
 THROTTLE_PAUSE_S = 10.0
 
@@ -170,7 +174,7 @@ def _load(lease: leases.Lease, papers: PaperCache) -> list[_Owed]:
         .order_by("id")
         .values_list("id", "edition__date", "subscriber_id", "interests", "attempts")
     )
-    readers = Subscriber.objects.in_bulk([row[2] for row in rows])
+    readers = Subscriber.objects.only(*READER_FIELDS).in_bulk([row[2] for row in rows])
     owed = {
         i: _Owed(i, day, readers[sub], interests or [], attempts)
         for i, day, sub, interests, attempts in rows

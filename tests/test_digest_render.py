@@ -8,6 +8,7 @@ the renderer's cache to a second reader.
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.policy
 import json
@@ -16,12 +17,13 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
+import time_machine
 
 from digest.digest_render import CardItem, DigestRenderer
 from digest.emails import DigestItem, build_message, list_headers, render_digest_for
 from digest.mime import PrebuiltEmail, stable_message_id
 from digest.models import Paper
-from subscriptions.links import unsubscribe_url
+from subscriptions.links import LinkMaker, digest_url, feedback_url, manage_url, unsubscribe_url
 from subscriptions.models import Subscriber
 from tests.conftest import EDITION_DATE
 
@@ -82,6 +84,23 @@ def both_ways(
     return plain, fast
 
 
+# Timestamped links (the manage page's) are the same only within one second.
+frozen = time_machine.travel(dt.datetime(2026, 3, 10, 7, 0, 3, tzinfo=dt.UTC), tick=False)
+
+
+@frozen
+def test_links_are_djangos_own_tokens(alice: Subscriber) -> None:
+    links = LinkMaker()
+    for _ in range(2):  # the second time with the signers kept
+        assert links.unsubscribe(alice) == unsubscribe_url(alice)
+        assert links.manage(alice) == manage_url(alice)
+        assert links.digest(alice, EDITION_DATE) == digest_url(alice, EDITION_DATE)
+        paper = Paper(arxiv_id="2603.00001")
+        assert links.feedback(alice, paper.arxiv_id, 1) == feedback_url(alice, paper, 1)
+        assert links.feedback(alice, paper.arxiv_id, -1) == feedback_url(alice, paper, -1)
+
+
+@frozen
 def test_batch_rendering_is_byte_for_byte_the_plain_rendering(
     make_subscriber: Callable[..., Subscriber], papers: list[Paper]
 ) -> None:
@@ -105,6 +124,7 @@ def test_batch_rendering_is_byte_for_byte_the_plain_rendering(
     assert renderer.card_hits > renderer.card_misses
 
 
+@frozen
 def test_cards_carry_each_readers_own_feedback_links(
     make_subscriber: Callable[..., Subscriber], papers: list[Paper]
 ) -> None:
@@ -187,6 +207,7 @@ def _rendered(subject: str, text: str, html: str) -> Any:
     return RenderedEmail(subject=subject, text=text, html=html)
 
 
+@frozen
 def test_ranks_past_nine_are_placed_as_the_plain_rendering_places_them(
     make_subscriber: Callable[..., Subscriber], make_paper: Callable[..., Paper]
 ) -> None:
@@ -199,3 +220,32 @@ def test_ranks_past_nine_are_placed_as_the_plain_rendering_places_them(
         plain, fast = both_ways(reader, items, renderer)
         assert fast == plain
     assert renderer.card_hits + renderer.card_misses == 40 and renderer.card_misses == 20
+
+
+def test_a_batch_of_digests_costs_a_few_queries_not_a_few_per_digest(
+    make_subscriber: Callable[..., Subscriber],
+    papers: list[Paper],
+    django_assert_max_num_queries: Any,
+    mailoutbox: list[Any],
+) -> None:
+    from django.utils import timezone
+
+    from digest.models import Delivery, DeliveryPaper, Edition
+    from digest.sending import Outcome, owed_send
+
+    edition = Edition.objects.create(date=EDITION_DATE)
+    for n in range(40):
+        reader = make_subscriber(f"reader{n}@example.org", ["diffusion"])
+        delivery = Delivery.objects.create(
+            edition=edition, subscriber=reader, matched_at=timezone.now()
+        )
+        for rank, paper in enumerate(papers[:3], start=1):
+            DeliveryPaper.objects.create(
+                delivery=delivery, paper=paper, rank=rank, reasons=reasons_sets()[rank]
+            )
+    # Claim (in a savepoint here), the deliveries, readers, items, papers (2), outcomes,
+    # release, the empty claim: the same for 40 digests as for 500.
+    with django_assert_max_num_queries(14):
+        result = owed_send(edition_id=edition.id)
+    assert result.count(Outcome.SENT) == 40 == len(mailoutbox)
+    assert {m.to[0] for m in mailoutbox} == {f"reader{n}@example.org" for n in range(40)}
