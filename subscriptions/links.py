@@ -13,6 +13,7 @@ from urllib.parse import quote
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
+from django.utils.encoding import force_bytes
 
 from .models import Subscriber
 from .tokens import Purpose, make_token, signer, token_value
@@ -76,7 +77,7 @@ class QuickSigner:
     def __init__(self, signer: signing.Signer) -> None:
         self.signer = signer
         hasher = getattr(hashlib, signer.algorithm)
-        key = hasher(f"{signer.salt}signer{signer.key}".encode()).digest()
+        key = hasher(force_bytes(signer.salt) + b"signer" + force_bytes(signer.key)).digest()
         self._mac = hmac.new(key, digestmod=hasher)
         self._timestamped = isinstance(signer, signing.TimestampSigner)
 
