@@ -72,18 +72,22 @@ def edition_prepare(
     on_scraped: Callable[[ScrapeResult], None] | None = None,
     on_embed_progress: Callable[[int, int], None] | None = None,
     on_match_progress: Callable[[int, int], None] | None = None,
+    match: bool = True,
 ) -> Prepared:
     """Scrape the day's papers, plan the edition and choose every delivery's papers.
 
     The papers are embedded (once each) before matching, so a caller can show progress
     of the slow parts: `on_embed_progress` and `on_match_progress` get (done, total).
+    With `match=False` the deliveries are only planned: Celery matches them in chunks.
     """
     scraped = scrape_papers(date=date, sources=sources or default_sources()) if scrape else None
     if scraped is not None and on_scraped:
         on_scraped(scraped)
     background_papers(date, on_progress=on_embed_progress)
     edition = edition_plan(date=date)
-    matching = edition_match(edition=edition, on_progress=on_match_progress)
+    matching = MatchSummary()
+    if match:
+        matching = edition_match(edition=edition, on_progress=on_match_progress)
     return Prepared(edition=edition, scrape=scraped, matching=matching)
 
 
@@ -95,6 +99,7 @@ def run_prepare(
     on_scraped: Callable[[ScrapeResult], None] | None = None,
     on_embed_progress: Callable[[int, int], None] | None = None,
     on_match_progress: Callable[[int, int], None] | None = None,
+    match: bool = True,
 ) -> HourlyRun:
     """The run of this hour: scrape the last listing days, plan every digest owed by now
     and choose each one's papers (see `edition_prepare` for the callbacks).
@@ -117,7 +122,7 @@ def run_prepare(
     background_papers(cutoff.date(), on_progress=on_embed_progress)
     edition = run_plan(now=cutoff)
     matching = MatchSummary()
-    if edition is not None:
+    if edition is not None and match:
         matching = edition_match(edition=edition, on_progress=on_match_progress)
     return HourlyRun(edition=edition, scrape=scraped, matching=matching, scrape_error=error)
 

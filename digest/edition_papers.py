@@ -31,14 +31,12 @@ def candidate_papers(edition: Edition, frequency: str) -> QuerySet[Paper]:
         if frequency == Subscriber.Frequency.WEEKLY:
             return Paper.objects.filter(batch_date__range=(date - dt.timedelta(days=6), date))
         return Paper.objects.filter(batch_date=date)
-    bounds = (
-        edition.deliveries.filter(subscriber__frequency=frequency)
-        .filter(status=Delivery.Status.QUEUED, matched_at__isnull=True)
-        .aggregate(
-            since=Min("covers_from"),
-            until=Max("covers_until"),
-            first=Count("id", filter=Q(covers_from__isnull=True)),
-        )
+    # Over all the run's deliveries, matched or not: every chunk of a run, wherever it is
+    # matched, must see the same papers (and so get the same scorer).
+    bounds = edition.deliveries.filter(subscriber__frequency=frequency).aggregate(
+        since=Min("covers_from"),
+        until=Max("covers_until"),
+        first=Count("id", filter=Q(covers_from__isnull=True)),
     )
     return window_papers(
         since=bounds["since"],
@@ -155,8 +153,11 @@ class EditionPapers:
     feedback on.
     """
 
-    def __init__(self, edition: Edition) -> None:
+    def __init__(self, edition: Edition, *, readers: Sequence[int] | None = None) -> None:
+        """`readers`: the only subscribers to be matched (a chunk task's), whose papers
+        already sent are all that need looking up; None for all of the edition's."""
         self.edition = edition
+        self.readers = readers
         self._built: dict[str, tuple[EditionScorer, list[int]]] = {}
         self._sent_before: dict[int, set[int]] | None = None
         self._trending: dict[str, TrendingList] = {}
@@ -196,5 +197,5 @@ class EditionPapers:
                     for paper_id in self.for_frequency(frequency)[1]
                 }
             )
-            self._sent_before = already_sent_papers(None, ids, self.edition)
+            self._sent_before = already_sent_papers(self.readers, ids, self.edition)
         return self._sent_before

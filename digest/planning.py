@@ -31,8 +31,10 @@ from .match_chunks import (
     ChunkWriter,
     ReasonsEncoder,
     WrittenChunk,
+    score_chunk,
     scoring_processes,
     skip_reason,
+    write_chunk,
 )
 from .models import Delivery, Edition, Paper
 from .readers import readers_for
@@ -239,9 +241,7 @@ def edition_match(
     (readers done, readers in all) after each chunk.
     """
     summary = MatchSummary()
-    queued = Delivery.objects.filter(
-        edition=edition, status=Delivery.Status.QUEUED, matched_at__isnull=True
-    )
+    queued = unmatched(edition)
     if subscriber_ids is not None:
         queued = queued.filter(subscriber_id__in=subscriber_ids)
     pending = list(queued.order_by("id").values_list("id", flat=True))
@@ -266,6 +266,40 @@ def edition_match(
                 on_progress(done, len(pending))
     finally:
         count(writer.finish())
+    return summary
+
+
+def unmatched(edition: Edition) -> QuerySet[Delivery]:
+    return Delivery.objects.filter(
+        edition=edition, status=Delivery.Status.QUEUED, matched_at__isnull=True
+    )
+
+
+def match_chunks(edition: Edition, *, processes: int) -> list[list[int]]:
+    """The edition's unmatched deliveries, in chunks for `processes` to match together
+    (Celery tasks: see digest.tasks.match_chunk_task)."""
+    pending = list(unmatched(edition).order_by("id").values_list("id", flat=True))
+    return [list(chunk) for chunk in _chunks(pending, processes)]
+
+
+def chunk_match(*, edition: Edition, delivery_ids: Sequence[int]) -> MatchSummary:
+    """Match one chunk of the edition's deliveries here, scoring and writing it.
+
+    A worker process keeps its scorers from chunk to chunk and run to run (they are
+    kept by what they are made of: digest.edition_papers), so only its first chunk of
+    the day pays for building them. Papers already sent are looked up for this chunk's
+    readers only. Writing locks the chunk's rows still unmatched, so a chunk matched
+    twice (a task delivered twice, a sweep's re-run) gives nobody a second digest.
+    """
+    queued = unmatched(edition)
+    readers = list(
+        queued.filter(id__in_ints=ints(delivery_ids)).values_list("subscriber_id", flat=True)
+    )
+    papers = EditionPapers(edition, readers=readers)
+    written = write_chunk(score_chunk(delivery_ids, queued, papers, ReasonsEncoder()))
+    summary = MatchSummary(matched=written.matched)
+    for reason, n in written.skipped.items():
+        summary.skipped[reason] += n
     return summary
 
 

@@ -156,7 +156,9 @@ class PaperCache:
     def get(self, ids: Iterable[int]) -> dict[int, Paper]:
         wanted = set(ids)
         stamps = dict(
-            Paper.objects.filter(id__in_ints=ints(wanted)).values_list("id", "updated_at")
+            Paper.objects.filter(id__in_ints=ints(wanted))
+            .order_by()
+            .values_list("id", "updated_at")
         )
         stale = [
             i
@@ -180,7 +182,9 @@ def _load(lease: leases.Lease, papers: PaperCache) -> list[_Owed]:
         for i, day, sub, interests, attempts in rows
     }
     items = list(
+        # No order: the model's would join readers and editions to sort by their fields.
         DeliveryPaper.objects.filter(delivery_id__in_ints=ints(owed))
+        .order_by()
         .annotate(reasons_text=Cast("reasons", TextField()))
         .values_list("delivery_id", "paper_id", "rank", "reasons_text")
     )

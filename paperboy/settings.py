@@ -327,6 +327,12 @@ PAPERBOY_TRENDING_EXTRA = env_int("PAPERBOY_TRENDING_EXTRA", 3, low=1, high=10)
 PAPERBOY_MATCH_PROCESSES = env_int(
     "PAPERBOY_MATCH_PROCESSES", min(os.cpu_count() or 1, 4), low=1, high=64
 )
+# Celery matches a run in chunks: enough of them for this many worker processes to share
+# the work (each chunk is at most 2,000 readers).
+PAPERBOY_MATCH_TASK_PROCESSES = env_int("PAPERBOY_MATCH_TASK_PROCESSES", 8, low=1, high=1024)
+# A run's deliveries still unmatched this long after planning lost their matching task
+# (its worker died): the sweep queues them again. Above a large run's matching time.
+PAPERBOY_MATCH_LOST_SECONDS = env_int("PAPERBOY_MATCH_LOST_SECONDS", 900, low=60, high=86400)
 PAPERBOY_MAX_SEND_ATTEMPTS = env_int("PAPERBOY_MAX_SEND_ATTEMPTS", 5, low=1, high=20)
 
 # --- Sending (digest/sending.py, digest/leases.py) ---------------------------------------

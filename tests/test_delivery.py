@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -280,3 +281,21 @@ def test_a_digest_remembers_the_topics_it_was_picked_for(
     copy = render_digest(delivery=Delivery.objects.get(edition=edition, subscriber=alice))
     assert "picked for your topics: diffusion" in copy.text
     assert "speech recognition" not in copy.text
+
+
+def test_the_sweep_matches_and_sends_what_a_lost_task_left(
+    smtp_server: Mailbox,
+    alice: Subscriber,
+    papers: dict,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
+    from digest.tasks import sweep_sends_task
+
+    edition_plan(date=EDITION_DATE)  # planned; its matching task died with its worker
+    assert sweep_sends_task()["match_chunks"] == 0  # too recent to call lost
+    Delivery.objects.update(created_at=timezone.now() - dt.timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweep_sends_task()["match_chunks"] == 1
+    delivery = Delivery.objects.get()
+    assert delivery.status == Delivery.Status.SENT
+    assert len(smtp_server.to("alice@example.org")) == 1

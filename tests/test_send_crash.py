@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from celery import Celery as Producer
 from django.conf import settings
 from django.utils import timezone
 
@@ -28,6 +30,8 @@ from digest.models import Delivery, DeliveryPaper, Edition, Paper
 from digest.send_connections import QUEUED_PER_CONNECTION
 from subscriptions.models import Subscriber
 from tests.conftest import EDITION_DATE
+from tests.hf_wire import tuesday_papers
+from tests.loopback_http import LoopbackServer
 from tests.smtp_server import Mailbox
 from tests.test_celery_worker import (
     KEY_PREFIX,
@@ -93,18 +97,15 @@ class Celery:
         self.env, self.tmp = _env(smtp_port), tmp
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, *args: str) -> subprocess.Popen[bytes]:
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "paperboy",
-            *args,
-            "--loglevel",
-            os.environ.get("CRASH_LOGLEVEL", "WARNING"),
-        ]
-        proc = subprocess.Popen(command, cwd=ROOT, env=self.env, start_new_session=True)
+    def start(
+        self, *args: str, loglevel: str = "WARNING", log: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "celery", "-A", "paperboy", *args]
+        command += ["--loglevel", os.environ.get("CRASH_LOGLEVEL", loglevel)]
+        stderr = log.open("wb") if log else None
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, start_new_session=True, stderr=stderr
+        )
         self.procs.append(proc)
         return proc
 
@@ -197,3 +198,42 @@ def test_a_worker_killed_mid_send_loses_no_digest(
     assert duplicates <= in_flight
     print(f"{kill}: all {READERS} delivered {took:.1f} s after the kill; {duplicates} twice")
     assert took < 120
+
+
+def test_matching_fans_out_over_every_pool_process(
+    smtp_server: Mailbox, celery: Celery, loopback: LoopbackServer, tmp_path: Path
+) -> None:
+    """The run task scrapes and plans; chunk tasks match on both pool processes, each
+    chunk's senders follow, and every reader gets one digest."""
+    loopback.route("/api/daily_papers", query={"p": "0"}, json=tuesday_papers(EDITION_DATE))
+    loopback.route("/api/daily_papers", json=[])
+    celery.env.update(PAPERBOY_HF_URL=loopback.base_url, PAPERBOY_REFRESH_DAYS="0")
+    Subscriber.objects.bulk_create(
+        Subscriber(
+            email=f"reader{n}@example.org", interests=["diffusion"], status=Subscriber.Status.ACTIVE
+        )
+        for n in range(READERS)
+    )
+    log = tmp_path / "worker.log"
+    worker = celery.start(
+        "worker", "--pool", "prefork", "--concurrency", str(CONCURRENCY),
+        "--without-heartbeat", "--without-gossip", "--without-mingle",
+        loglevel="INFO", log=log,
+    )  # fmt: skip
+    producer = Producer(
+        broker=REDIS_TEST_URL,
+        broker_transport_options={"global_keyprefix": KEY_PREFIX},
+        set_as_current=False,
+    )
+    producer.send_task("digest.tasks.run_daily_task", args=[EDITION_DATE.isoformat()])
+    readers = {f"reader{n}@example.org" for n in range(READERS)}
+    wait_for(lambda: readers <= {t for m in smtp_server.messages for t in m.rcpt_tos}, 120)
+    time.sleep(1)
+    assert worker.poll() is None
+    assert len(smtp_server.messages) == READERS  # nobody twice
+    statuses = Counter(Delivery.objects.values_list("status", flat=True))
+    assert statuses == {Delivery.Status.SENT: READERS}
+    matched_by = set(
+        re.findall(r"ForkPoolWorker-(\d+)\] Task digest.tasks.match_chunk_task", log.read_text())
+    )
+    assert len(matched_by) == CONCURRENCY, f"chunks matched by pool processes {matched_by}"
