@@ -52,9 +52,22 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
+# Matching and sending at MATCH_N (100,000) readers: match time, the day spread over 24
+# send hours against one hour, then digests/s to the null backend from one sender process
+# per core and their peak RSS. Then one edition end to end for N readers (bench_digest).
+# On PostgreSQL when DATABASE_URL is set (not the tests' database), else a temporary SQLite.
+SENDERS ?= $(shell nproc)
 bench: install
-	$(BIN)/python bench/bench_digest.py --subscribers $(N)
-	$(BIN)/python bench/bench_matching.py --subscribers $(MATCH_N)
+	$(BIN)/python bench/bench_matching.py --subscribers $(MATCH_N) --no-scoring --send $(SENDERS) \
+	    $(if $(DATABASE_URL),--database-url $(DATABASE_URL))
+	$(BIN)/python bench/bench_digest.py --subscribers $(N) \
+	    $(if $(DATABASE_URL),--database-url $(DATABASE_URL))
+
+# A million readers planned, matched and sent to the null backend: the five-minute target.
+.PHONY: bench-1m
+bench-1m: install
+	$(BIN)/python bench/bench_matching.py --subscribers 1000000 --no-scoring --hours 0 \
+	    --send $(SENDERS) $(if $(DATABASE_URL),--database-url $(DATABASE_URL))
 
 # Paperboy's Celery workers against django-newsletter 1.2.1, through one smtp-sink
 # (bench/README.md). Needs PostgreSQL and Redis on 127.0.0.1; `make bench-smtp SMTP_N=2000`.

@@ -18,6 +18,7 @@ import cProfile
 import datetime as dt
 import gc
 import io
+import multiprocessing
 import os
 import pstats
 import random
@@ -25,6 +26,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,6 +102,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--no-scoring", action="store_true", help="skip the separate scoring-only timing"
+    )
+    parser.add_argument(
+        "--send",
+        type=int,
+        default=0,
+        metavar="PROCESSES",
+        help="after matching, send every digest to the null backend from this many fresh "
+        "sender processes (as Celery's would), and report digests/s and their peak RSS",
     )
     parser.add_argument(
         "--hours",
@@ -436,9 +446,15 @@ class Figures:
     profiled: bool = False
     one_hour: HourlyDay | None = None  # every reader due in one hourly run
     spread: HourlyDay | None = None  # the same readers over --hours send hours
+    one_hour_in_run: HourlyDay | None = None  # the same, matched in the run's process
+    spread_in_run: HourlyDay | None = None
     match_steps: dict[str, float] = field(default_factory=dict)
     processes: int = 1  # that scored the chunks
     children_peak_rss_mb: float = 0.0  # the largest scoring process's
+    sent: int = 0
+    owed: int = 0
+    sender_peak_rss_mb: float = 0.0
+    send_processes: int = 0
 
 
 def run(args: argparse.Namespace) -> Figures:
@@ -508,6 +524,8 @@ def _run_on_empty_database(args: argparse.Namespace, figures: Figures) -> None:
     figures.items = DeliveryPaper.objects.filter(delivery__edition=edition).count()
     log(f"matched {summary.matched}, skipped {summary.skipped_total}")
 
+    if args.send:
+        send_all(edition, args.send, figures)
     if not args.no_scoring:
         score_only(edition, figures)
     if args.hours:
@@ -531,16 +549,57 @@ class HourlyDay:
 
 
 def spread_over_hours(hours: int, figures: Figures) -> None:
-    """The same readers through the hourly runs beat makes (`run_plan`, `edition_match`):
-    first all of them due in one hour, then each at one of `hours` send hours, one run per
-    hour planning and matching only the readers whose hour it is. The day's matching
-    should cost about what one hour of everyone does: the papers' work (vectors, indexes,
-    each phrase's signals) is shared by the day's runs, the readers' is per reader."""
-    figures.one_hour = hourly_day(1, figures)
-    figures.spread = hourly_day(hours, figures)
+    """The same readers through the hourly runs beat makes: first all of them due in one
+    hour, then each at one of `hours` send hours, one run per hour planning and matching
+    only the readers whose hour it is. The day's matching should cost about what one hour
+    of everyone does: the papers' work (vectors, indexes, each phrase's signals) is shared
+    by the day's runs, the readers' is per reader.
+
+    Twice: as production runs it, Celery chunk tasks on long-lived worker processes
+    (`workers`), and as `run_daily` does in one command, forking scorers per run (`run`).
+    """
+    figures.one_hour = hourly_day(1, figures, ChunkWorkers(figures.processes))
+    figures.spread = hourly_day(hours, figures, ChunkWorkers(figures.processes))
+    figures.one_hour_in_run = hourly_day(1, figures, None)
+    figures.spread_in_run = hourly_day(hours, figures, None)
 
 
-def hourly_day(hours: int, figures: Figures) -> HourlyDay:
+class ChunkWorkers:
+    """Long-lived processes that match chunk tasks, as Celery's prefork workers do
+    (`match_chunk_task`): forked once, before the day's first run, each keeps its
+    scorers from chunk to chunk and run to run."""
+
+    def __init__(self, processes: int) -> None:
+        self.processes = max(processes, 1)
+        self.pool: ProcessPoolExecutor | None = None
+
+    def match(self, edition: Any) -> int:
+        from django.conf import settings
+        from django.db import connections
+
+        from digest.planning import match_chunks
+
+        chunks = match_chunks(edition, processes=settings.PAPERBOY_MATCH_TASK_PROCESSES)
+        if self.pool is None:
+            connections.close_all()  # no child inherits a connection
+            context = multiprocessing.get_context("fork")
+            self.pool = ProcessPoolExecutor(self.processes, mp_context=context)
+        return sum(self.pool.map(_match_chunk, [edition.id] * len(chunks), chunks))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+def _match_chunk(edition_id: int, delivery_ids: list[int]) -> int:
+    from digest.models import Edition
+    from digest.planning import chunk_match
+
+    edition = Edition.objects.get(id=edition_id)
+    return chunk_match(edition=edition, delivery_ids=delivery_ids).matched
+
+
+def hourly_day(hours: int, figures: Figures, workers: ChunkWorkers | None) -> HourlyDay:
     from django.db import connection
 
     from digest.edition_papers import forget_scorers
@@ -572,14 +631,37 @@ def hourly_day(hours: int, figures: Figures) -> HourlyDay:
         began = time.perf_counter()
         edition = run_plan(now=now)
         planned = time.perf_counter()
-        if edition is not None:
-            summary = edition_match(edition=edition)
-            day.matched += summary.matched
+        if edition is not None and workers is not None:
+            day.matched += workers.match(edition)
+        elif edition is not None:
+            day.matched += edition_match(edition=edition).matched
         day.plan_s += planned - began
         day.match_s += time.perf_counter() - planned
+    if workers is not None:
+        workers.close()
     day.items = DeliveryPaper.objects.count()
-    log(f"{hours} hourly run(s): plan {day.plan_s:.2f}s, match {day.match_s:.2f}s")
+    how = "chunk tasks on worker processes" if workers else "matched in the run"
+    log(f"{hours} hourly run(s), {how}: plan {day.plan_s:.2f}s, match {day.match_s:.2f}s")
     return day
+
+
+def send_all(edition: Any, processes: int, figures: Figures) -> None:
+    """Every matched digest rendered and handed to the null backend by fresh sender
+    processes (bench/send_process.py), as worker processes would after matching."""
+    from bench.bench_digest import send_in_processes
+    from digest.planning import ready_to_send
+
+    figures.owed = ready_to_send(edition).count()
+    figures.send_processes = processes
+    with phase("send", figures.timings):
+        senders = send_in_processes(edition.id, figures.owed, processes)
+    figures.sent = sum(s["sent"] for s in senders)
+    figures.sender_peak_rss_mb = max(s["peak_rss_mb"] for s in senders)
+    rendered = sum(s["cards_rendered"] for s in senders)
+    reused = sum(s["cards_reused"] for s in senders)
+    log(f"sent {figures.sent} of {figures.owed}; cards rendered {rendered}, reused {reused}")
+    for error in [e for s in senders for e in s["errors"]][:5]:
+        log(f"not sent: {error}")
 
 
 def _id_chunks(ids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
@@ -690,12 +772,29 @@ def report(figures: Figures) -> bool:
             else ""
         )
     )
-    if figures.one_hour and figures.spread:
-        one, spread = figures.one_hour, figures.spread
-        lines.insert(-1, f"all in one hourly run: {_day_figures(one)}")
+    if figures.send_processes:
+        send_s = t["send"]
+        through = t["plan"] + t["match"] + send_s
         lines.insert(
             -1,
-            f"spread over {spread.hours} send hours: {_day_figures(spread)} "
+            f"send: send_s={send_s:.2f} sent={figures.sent} of {figures.owed} "
+            f"processes={figures.send_processes} "
+            f"digests_per_s={figures.sent / send_s if send_s else 0:.0f} "
+            f"sender_peak_rss_mb={figures.sender_peak_rss_mb:.0f} "
+            f"plan_match_send_s={through:.1f}",
+        )
+        ok = ok and figures.sent == figures.owed
+    days = [
+        ("chunk tasks on long-lived worker processes (Celery)", figures.one_hour, figures.spread),
+        ("in the run's process (run_daily)", figures.one_hour_in_run, figures.spread_in_run),
+    ]
+    for how, one, spread in days:
+        if one is None or spread is None:
+            continue
+        lines.insert(-1, f"{how}, all in one hourly run: {_day_figures(one)}")
+        lines.insert(
+            -1,
+            f"{how}, spread over {spread.hours} send hours: {_day_figures(spread)} "
             f"ratio_match={_ratio(spread.match_s, one.match_s)} "
             f"ratio_total={_ratio(spread.total_s, one.total_s)} "
             f"ratio_match_to_replay={_ratio(spread.match_s, t['match'])} (target ≤ 1.5)",

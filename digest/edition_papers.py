@@ -70,14 +70,25 @@ def already_sent_papers(
     """Of these papers, which were already given to each subscriber by another edition.
 
     `subscriber_ids=None` asks for everyone: the query is driven by the papers (a day's
-    few dozen, indexed), and only readers who were given one of them appear.
+    few dozen, indexed), and only readers who were given one of them appear. With a few
+    readers (a chunk task's), it is driven by their deliveries instead: by the papers, it
+    would read every item of the day's other digests to keep a few hundred readers'.
     """
-    rows = DeliveryPaper.objects.filter(paper_id__in=paper_ids).exclude(
-        delivery__status__in=[Delivery.Status.FAILED, Delivery.Status.SKIPPED]
-    )
+    given = [Delivery.Status.FAILED, Delivery.Status.SKIPPED]
     if subscriber_ids is not None:
-        rows = rows.filter(delivery__subscriber_id__in=subscriber_ids)
-    elif edition.slot is not None:
+        theirs = Delivery.objects.filter(subscriber_id__in=subscriber_ids).exclude(status__in=given)
+        if edition.pk is not None:
+            theirs = theirs.exclude(edition=edition)
+        rows = DeliveryPaper.objects.filter(
+            delivery_id__in=list(theirs.order_by().values_list("id", flat=True)),
+            paper_id__in=paper_ids,
+        )
+        sent_to: dict[int, set[int]] = defaultdict(set)
+        for subscriber_id, paper_id in rows.values_list("delivery__subscriber_id", "paper_id"):
+            sent_to[subscriber_id].add(paper_id)
+        return sent_to
+    rows = DeliveryPaper.objects.filter(paper_id__in=paper_ids).exclude(delivery__status__in=given)
+    if edition.slot is not None:
         # An hourly run's readers are a twenty-fourth of everyone: ask only of them, or
         # each run of the day would read every delivery the day's earlier runs made.
         rows = rows.filter(delivery__subscriber_id__in=edition.deliveries.values("subscriber_id"))
@@ -139,9 +150,37 @@ def _hashable(row: tuple[Any, ...]) -> tuple[Any, ...]:
 _scorers = _ScorerCache()
 
 
+class _RunPapers:
+    """Per (edition, frequency), the scorer and candidate ids a chunk task found: every
+    chunk of a run has the same candidates (see candidate_papers), so a worker process
+    looks them up once per run, not once per chunk (two aggregates and the papers' rows,
+    a fifth of a small chunk's time). Kept for the last few runs only."""
+
+    SIZE = 8
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[tuple[int, str], tuple[EditionScorer, list[int]]] = OrderedDict()
+
+    def get(self, edition: Edition, frequency: str) -> tuple[EditionScorer, list[int]]:
+        key = (edition.pk, frequency)
+        if key not in self._kept:
+            self._kept[key] = _scorers.get(candidate_papers(edition, frequency), edition.date)
+            while len(self._kept) > self.SIZE:
+                self._kept.popitem(last=False)
+        self._kept.move_to_end(key)
+        return self._kept[key]
+
+    def clear(self) -> None:
+        self._kept.clear()
+
+
+_run_papers = _RunPapers()
+
+
 def forget_scorers() -> None:
     """Drop the scorers kept (tests, whose databases come and go)."""
     _scorers.clear()
+    _run_papers.clear()
 
 
 class EditionPapers:
@@ -165,8 +204,11 @@ class EditionPapers:
 
     def for_frequency(self, frequency: str) -> tuple[EditionScorer, list[int]]:
         if frequency not in self._built:
-            candidates = candidate_papers(self.edition, frequency)
-            self._built[frequency] = _scorers.get(candidates, self.edition.date)
+            if self.readers is not None and self.edition.pk is not None:  # a chunk task's
+                self._built[frequency] = _run_papers.get(self.edition, frequency)
+            else:
+                candidates = candidate_papers(self.edition, frequency)
+                self._built[frequency] = _scorers.get(candidates, self.edition.date)
         return self._built[frequency]
 
     def prepare(self) -> None:

@@ -671,12 +671,12 @@ def test_queries_are_pinned_however_long_her_history(
     # The first look embeds the recent papers once (a read and a bulk update).
     client.get(base)
     # Subscriber; last digests; papers she rated (with the papers); then the preview:
-    # latest date, edition, background papers, papers, already sent, her feedback, the
-    # rated papers' vectors (read once a run, however many readers rated them), chosen
-    # papers, count.
-    with django_assert_num_queries(12):
+    # latest date, edition, background papers, papers, already sent (her deliveries, then
+    # their papers), her feedback, the rated papers' vectors (read once a run, however
+    # many readers rated them), chosen papers, count.
+    with django_assert_num_queries(13):
         client.get(base)
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(11):
         client.post(base + "/preview", form_data(topics="speech recognition"))
     # From the emailed link: subscriber; deliveries, their papers (two prefetches);
     # feedback; ESP events.
