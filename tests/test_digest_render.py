@@ -249,3 +249,33 @@ def test_a_batch_of_digests_costs_a_few_queries_not_a_few_per_digest(
         result = owed_send(edition_id=edition.id)
     assert result.count(Outcome.SENT) == 40 == len(mailoutbox)
     assert {m.to[0] for m in mailoutbox} == {f"reader{n}@example.org" for n in range(40)}
+
+
+def test_the_send_rate_limit_slows_a_run_instead_of_failing_it(
+    settings: Any,
+    make_subscriber: Callable[..., Subscriber],
+    papers: list[Paper],
+    mailoutbox: list[Any],
+) -> None:
+    import time
+
+    from django.utils import timezone
+
+    from digest.models import Delivery, DeliveryPaper, Edition
+    from digest.sending import Outcome, owed_send
+
+    # In-process bucket (no Redis in this test's settings): 20 a second, 5 at once.
+    settings.REDIS_URL = ""
+    settings.PAPERBOY_SEND_RATE, settings.PAPERBOY_SEND_BURST = 20, 5
+    edition = Edition.objects.create(date=EDITION_DATE)
+    for n in range(25):
+        reader = make_subscriber(f"reader{n}@example.org", ["diffusion"])
+        delivery = Delivery.objects.create(
+            edition=edition, subscriber=reader, matched_at=timezone.now()
+        )
+        DeliveryPaper.objects.create(delivery=delivery, paper=papers[0], rank=1, reasons=[])
+    started = time.monotonic()
+    result = owed_send(edition_id=edition.id)
+    took = time.monotonic() - started
+    assert result.count(Outcome.SENT) == 25 == len(mailoutbox)
+    assert took >= (25 - 5) / 20 * 0.9  # the 20 past the burst waited their turn
