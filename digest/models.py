@@ -166,7 +166,11 @@ class Delivery(models.Model):
             models.Index(fields=["subscriber", "-covers_until"], name="delivery_previous"),
             # Senders claim the owed rows in id order, and the sweep looks for lapsed
             # leases: partial indexes keep both small however many rows were sent before.
-            models.Index(fields=["id"], condition=models.Q(status="queued"), name="delivery_owed"),
+            models.Index(
+                fields=["id"],
+                condition=models.Q(status="queued", matched_at__isnull=False),
+                name="delivery_owed",
+            ),
             models.Index(
                 fields=["lease_until"],
                 condition=models.Q(status="sending"),

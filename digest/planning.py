@@ -47,6 +47,9 @@ MATCH_CHUNK = 2000  # readers scored and written together: bigger saves little, 
 # share (two chunks each at least) rather than one process scoring a last short chunk
 # alone; not below this, where a chunk's fixed queries would start to show.
 MATCH_CHUNK_MIN = 250
+# A run that plans this many deliveries or more refreshes the planner's statistics of
+# the table (PostgreSQL's ANALYZE samples it: a fraction of a second at a million rows).
+STATISTICS_AFTER_ROWS = 20_000
 
 
 def latest_paper_date() -> dt.date | None:
@@ -205,6 +208,10 @@ def _insert_deliveries(
             f"INSERT INTO {quote(meta.db_table)} ({columns}) {select} ON CONFLICT DO NOTHING",
             params,
         )
+        if connection.vendor == "postgresql" and cursor.rowcount >= STATISTICS_AFTER_ROWS:
+            # The run's matching and sending query these rows within minutes, before
+            # autovacuum would count them: plans made on the old counts can be wrong.
+            cursor.execute(f"ANALYZE {quote(meta.db_table)}")
 
 
 @dataclass

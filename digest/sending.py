@@ -415,11 +415,19 @@ def owed_send(
     """Send owed deliveries (of one edition, or all) batch by batch until none is left,
     the server is unreachable, or `until` (a time.monotonic() value) has passed."""
     sender = BatchSender(connection, on_progress=on_progress)
+    after = 0  # the last batch's highest id: the next claim starts above it
     try:
         while until is None or time.monotonic() < until:
-            lease = leases.claim(settings.PAPERBOY_SEND_BATCH, edition_id=edition_id)
+            size = settings.PAPERBOY_SEND_BATCH
+            lease = leases.claim(size, edition_id=edition_id, after=after)
+            if not lease.ids and after:
+                # Nothing above: once more from the start, for rows another sender
+                # released or whose retry time came below the line.
+                after = 0
+                continue
             if not lease.ids:
                 break
+            after = lease.ids[-1]
             sender.send(lease)
             if sender.server_down:
                 break
