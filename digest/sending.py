@@ -98,8 +98,10 @@ class BatchResult:
 
 
 def retry_delay(attempts: int) -> float:
-    """Exponential backoff: 1, 2, 4, 8 … minutes, capped at half an hour."""
-    return float(min(60 * 2 ** max(0, attempts - 1), 1800))
+    """Exponential backoff: 1, 2, 4, 8 … minutes (PAPERBOY_RETRY_FIRST_SECONDS doubled at
+    each attempt), capped at PAPERBOY_RETRY_MAX_SECONDS."""
+    first, most = settings.PAPERBOY_RETRY_FIRST_SECONDS, settings.PAPERBOY_RETRY_MAX_SECONDS
+    return float(min(first * 2 ** max(0, attempts - 1), most))
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -341,6 +341,11 @@ PAPERBOY_MATCH_TASK_PROCESSES = env_int("PAPERBOY_MATCH_TASK_PROCESSES", 2, low=
 # (its worker died): the sweep queues them again. Above a large run's matching time.
 PAPERBOY_MATCH_LOST_SECONDS = env_int("PAPERBOY_MATCH_LOST_SECONDS", 900, low=60, high=86400)
 PAPERBOY_MAX_SEND_ATTEMPTS = env_int("PAPERBOY_MAX_SEND_ATTEMPTS", 5, low=1, high=20)
+# A transient failure is retried after this long, doubled at each attempt: a minute lets a
+# greylisting server (usually 1–5 minutes) accept the second try.
+PAPERBOY_RETRY_FIRST_SECONDS = env_int("PAPERBOY_RETRY_FIRST_SECONDS", 60, low=1, high=3600)
+# … and never waits longer than this, so five attempts fit in about an hour of trouble.
+PAPERBOY_RETRY_MAX_SECONDS = env_int("PAPERBOY_RETRY_MAX_SECONDS", 1800, low=1, high=86400)
 
 # --- Sending (digest/sending.py, digest/leases.py) ---------------------------------------
 # Deliveries a sender claims at once: a few queries serve the whole batch, and it is small
