@@ -54,6 +54,8 @@ SKIP_LEFT = "no longer active when it was due to send (paused, unsubscribed or s
 READER_FIELDS = (
     "email", "key", "feed_key", "status", "channel", "interests", "frequency", "max_papers"
 )  # fmt: skip
+# Papers a sender keeps loaded between batches (a day's candidates are a few hundred).
+PAPERS_KEPT = 2000
 # A 429 without a Retry-After: how long every sender holds back.
 THROTTLE_PAUSE_S = 10.0
 
@@ -169,7 +171,10 @@ class PaperCache:
         ]
         if stale:
             self._papers.update(Paper.objects.defer("embedding").in_bulk(stale))
-        return {i: self._papers[i] for i in stamps}
+        wanted_now = {i: self._papers[i] for i in stamps}
+        if len(self._papers) > PAPERS_KEPT:  # a worker lives for days: keep it flat
+            self._papers = dict(wanted_now)
+        return wanted_now
 
 
 def _load(lease: leases.Lease, papers: PaperCache) -> list[_Owed]:
