@@ -293,29 +293,16 @@ def mean_digest_bytes(delivery_ids: Sequence[int]) -> float:
 
 
 def start_paperboy_sends(edition: Edition, processes: int = WORKER_PROCESSES) -> str:
-    """Hand the edition's owed digests to the workers; returns what it queued, for the log.
-
-    The one place that knows the send API, which is being reworked: a `send_owed_task`
-    drains every owed delivery from the database, so one per worker process keeps every
-    process busy; until it exists, the ids go out in chunks through `enqueue_sends`,
-    published when the transaction commits (as `run_daily_task` does).
-    """
+    """Start the edition's senders, as a run does once its matching is done: one drain
+    (`send_owed_task`) per worker process, each taking batches from the database until
+    nothing is owed. Returns what it queued, for the log."""
     from django.db import transaction
 
-    from digest.planning import ready_to_send
+    from digest.tasks import start_senders
 
-    # A plain module object, not a typed import: whichever API this checkout has, the
-    # other name is absent, and the bench must type-check (and run) against both.
-    tasks = importlib.import_module("digest.tasks")
-    send_owed = getattr(tasks, "send_owed_task", None)
-    if send_owed is not None:
-        for _ in range(processes):
-            send_owed.delay()
-        return f"send_owed_task ×{processes}"
-    ids = list(ready_to_send(edition).order_by("id").values_list("id", flat=True))
     with transaction.atomic():
-        chunks = tasks.enqueue_sends(ids)
-    return f"enqueue_sends: {len(ids)} deliveries in {chunks} tasks"
+        count = start_senders(edition_id=edition.id, count=processes)
+    return f"send_owed_task ×{count}"
 
 
 @contextmanager
