@@ -110,3 +110,25 @@ def subscriber_unsuppress(*, subscriber: Subscriber) -> None:
         ]
     )
     subscriber.refresh_from_db()
+
+
+OPERATOR_SUPPRESS_REASON = "suppressed by an operator"
+
+
+def status_stamp(subscriber: Subscriber, *, previous: str | None) -> None:
+    """A status an operator chose by hand: set the times and fields the functions above
+    would have set (not saved), so the history and the unsuppress rules stay right."""
+    now = timezone.now()
+    status = subscriber.status
+    if previous == Subscriber.Status.SUPPRESSED and status != Subscriber.Status.SUPPRESSED:
+        subscriber.suppressed_at = None
+        subscriber.suppressed_reason = ""
+        subscriber.soft_bounces = 0
+    if status == Subscriber.Status.SUPPRESSED:
+        subscriber.suppressed_at = subscriber.suppressed_at or now
+        subscriber.suppressed_reason = subscriber.suppressed_reason or OPERATOR_SUPPRESS_REASON
+    elif status == Subscriber.Status.ACTIVE:
+        subscriber.confirmed_at = subscriber.confirmed_at or now  # the operator vouches
+        subscriber.unsubscribed_at = None
+    elif status == Subscriber.Status.UNSUBSCRIBED:
+        subscriber.unsubscribed_at = now
