@@ -42,14 +42,13 @@ from django.core.validators import EmailValidator
 from django.db import transaction
 
 from .csv_export import FORMULA_STARTS
-from .models import Subscriber, normalise_email
+from .models import DEFAULT_PAPERS, MAX_PAPERS, MIN_PAPERS, Subscriber, normalise_email
 from .services import subscriber_add
 from .signup import confirmation_send as _signup_confirmation_send
 from .topics import InvalidInterest, clean_interests
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
 MAX_EMAIL_LENGTH = 254  # RFC 5321's forward path, less the angle brackets
-MIN_PAPERS, MAX_PAPERS, DEFAULT_PAPERS = 1, 20, 10
 SHOWN = 60  # characters of a bad value quoted back in a reason
 
 COLUMNS = ("email", "topics", "frequency", "max_papers")

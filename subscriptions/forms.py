@@ -36,12 +36,11 @@ from .intent import (
     InvalidIntent,
     clean_intent,
 )
-from .models import Subscriber, normalise_email
+from .models import DEFAULT_PAPERS, MAX_PAPERS, MIN_PAPERS, Subscriber, normalise_email
 from .ratelimit import cooldown
 from .topics import MAX_INTERESTS, MAX_TOPICS_TEXT, InvalidInterest, topics_from_text
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path, less the angle brackets
-MIN_PAPERS, MAX_PAPERS, DEFAULT_PAPERS = 1, 20, 10
 
 HONEYPOT_FIELD = "website"
 STAMP_SALT = "paperboy.signup-form"

@@ -19,8 +19,7 @@ from .intent import (
     InvalidIntent,
     clean_intent,
 )
-from .manage import MAX_PAPERS, MIN_PAPERS
-from .models import Subscriber
+from .models import MAX_PAPERS, MIN_PAPERS, Subscriber
 from .topics import MAX_INTERESTS, MAX_TOPICS_TEXT, InvalidInterest, topics_from_text
 
 

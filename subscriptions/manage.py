@@ -46,7 +46,14 @@ from digest.planning import latest_paper_date, subscriber_preview
 from . import ratelimit
 from .intent import clean_intent
 from .links import digest_path, manage_action_url, manage_url
-from .models import EmailEvent, Subscriber, new_subscriber_key, normalise_email
+from .models import (
+    MAX_PAPERS,
+    MIN_PAPERS,
+    EmailEvent,
+    Subscriber,
+    new_subscriber_key,
+    normalise_email,
+)
 from .ratelimit import Limit
 from .schedule import zone
 from .signup import EMAIL_INTERVAL, email_send
@@ -59,7 +66,6 @@ from .tokens import (
 )
 from .topics import clean_interests
 
-MIN_PAPERS, MAX_PAPERS = 1, 20
 RECENT_DIGESTS = 10
 
 

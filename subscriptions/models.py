@@ -16,6 +16,11 @@ def new_subscriber_key() -> str:
     return secrets.token_urlsafe(16)
 
 
+# How many papers a digest may carry, as every form, the CSV import and the commands
+# allow it: one at least, and twenty at most (a longer email is a list nobody reads).
+MIN_PAPERS, MAX_PAPERS, DEFAULT_PAPERS = 1, 20, 10
+
+
 class Subscriber(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending confirmation"
@@ -45,7 +50,7 @@ class Subscriber(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     frequency = models.CharField(max_length=8, choices=Frequency.choices, default=Frequency.DAILY)
     max_papers = models.PositiveSmallIntegerField(
-        default=10, help_text="Most papers in one digest (1–20)."
+        default=DEFAULT_PAPERS, help_text="Most papers in one digest (1–20)."
     )
     interests = models.JSONField(
         default=list,

@@ -19,9 +19,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 from digest.papers_pages import latest_top_papers
 from paperboy.client_ip import client_address
 
-from .forms import MAX_PAPERS, MIN_PAPERS, SignupForm
+from .forms import SignupForm
 from .links import manage_url
-from .models import Subscriber
+from .models import MAX_PAPERS, MIN_PAPERS, Subscriber
 from .ratelimit import RateLimited, client_key
 from .schedule import timezone_names
 from .signup import (

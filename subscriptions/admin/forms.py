@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 
 from ..csv_import import MAX_IMPORT_BYTES, ImportMode
 from ..form_fields import HOUR_CHOICES, WEEKDAY_CHOICES
-from ..models import Subscriber
+from ..models import MAX_PAPERS, MIN_PAPERS, Subscriber
 from ..schedule import timezone_names
 from ..topics import InvalidInterest, clean_interests
 
@@ -59,8 +59,8 @@ class SubscriberForm(forms.ModelForm[Subscriber]):
 
     def clean_max_papers(self) -> int:
         value: int = self.cleaned_data["max_papers"]
-        if not 1 <= value <= 20:
-            raise ValidationError("Choose a number from 1 to 20.")
+        if not MIN_PAPERS <= value <= MAX_PAPERS:
+            raise ValidationError(f"Choose a number from {MIN_PAPERS} to {MAX_PAPERS}.")
         return value
 
 
@@ -68,7 +68,8 @@ class ImportForm(forms.Form):
     file = forms.FileField(
         label="CSV file",
         help_text="Columns: email, topics (separated by “;”; empty for the day’s trending "
-        "papers), frequency (daily or weekly, optional), max_papers (1–20, optional). A header "
+        "papers), frequency (daily or weekly, optional), max_papers "
+        f"({MIN_PAPERS}–{MAX_PAPERS}, optional). A header "
         "row is optional. UTF-8, "
         f"at most {MAX_IMPORT_BYTES // (1024 * 1024)} MB.",
     )

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import validate_email
 
-from subscriptions.models import Subscriber
+from subscriptions.models import DEFAULT_PAPERS, MAX_PAPERS, MIN_PAPERS, Subscriber
 from subscriptions.schedule import is_timezone
 from subscriptions.services import subscriber_add
 from subscriptions.topics import InvalidInterest
@@ -59,7 +59,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--frequency", choices=Subscriber.Frequency.values, default="daily")
         parser.add_argument(
-            "--max-papers", type=int, default=10, choices=range(1, 21), metavar="1-20"
+            "--max-papers",
+            type=int,
+            default=DEFAULT_PAPERS,
+            choices=range(MIN_PAPERS, MAX_PAPERS + 1),
+            metavar=f"{MIN_PAPERS}-{MAX_PAPERS}",
         )
         parser.add_argument("--timezone", type=time_zone, help="IANA zone of --hour")
         parser.add_argument("--hour", type=hour, help="local hour the digest arrives, 0–23")
