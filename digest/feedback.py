@@ -27,10 +27,6 @@ def value_word(value: int) -> str:
     return MORE if value > 0 else LESS
 
 
-def feedback_token_extra(*, paper: Paper, value: int) -> str:
-    return f"{paper.arxiv_id}:{value_word(value)}"
-
-
 @dataclass(frozen=True)
 class FeedbackLink:
     """What a feedback link says: whose it is, which paper, which way."""
