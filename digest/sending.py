@@ -32,7 +32,7 @@ from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsR
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
-from django.db.models import CharField, F, TextField, Value
+from django.db.models import Case, CharField, F, TextField, Value, When
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
@@ -365,8 +365,13 @@ class _Recorder:
                 output_field=CharField(),
             )
             leases.held(self.owner, ours).update(message_id=message_id, **common)
-        for delivery_id, esp_id in self._esp_ids.items():
-            leases.held(self.owner, [delivery_id]).update(message_id=esp_id, **common)
+        if self._esp_ids:
+            # Each its ESP's id, in one statement too (a batch call's hundreds at once).
+            esp_id = Case(
+                *(When(id=i, then=Value(e)) for i, e in self._esp_ids.items()),
+                output_field=CharField(),
+            )
+            leases.held(self.owner, list(self._esp_ids)).update(message_id=esp_id, **common)
         for delivery_id in self._sent:
             self.report(SendResult(delivery_id, Outcome.SENT))
         self._sent, self._esp_ids = [], {}
