@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from subscriptions.models import Subscriber
 
-from . import leases
+from . import esp_batch, leases
 from .digest_render import CardItem, DigestRenderer
 from .emails import list_headers
 from .lookups import ints
@@ -217,6 +217,10 @@ class BatchSender:
         self.on_progress = on_progress
         self.result = BatchResult()
         self.server_down = False
+        # Mailgun, Brevo: like digests as one API call (digest/esp_batch.py); else None.
+        self.batches = esp_batch.batcher(
+            connection, wire=self.wire, renderer=self.renderer, limiter=self.limiter
+        )
 
     def send(self, lease: leases.Lease) -> None:
         """Send every delivery of the lease; whatever is left held (a crash of this code,
@@ -231,7 +235,16 @@ class BatchSender:
         recorder = _Recorder(lease.owner, self._report)
         renewed = time.monotonic()
         date = format_datetime(timezone.now())
-        for delivery in self._route(lease, owed):
+        mailable: Iterable[_Owed] = self._route(lease, owed)
+        if self.batches is not None:  # groups go as they are handed; the rest one by one
+            mailable = self.batches.route(
+                list(mailable),
+                lease=lease,
+                recorder=recorder,
+                date=date,
+                settle_ready=lambda: self._settle(recorder, self.wire.finished()),
+            )
+        for delivery in mailable:
             if self.server_down:
                 break
             if time.monotonic() - renewed > settings.PAPERBOY_SEND_LEASE_SECONDS / 3:
@@ -252,6 +265,8 @@ class BatchSender:
 
     def _settle(self, recorder: _Recorder, handed: Iterable[Handed]) -> None:
         for outcome in handed:
+            if self.batches is not None and self.batches.settle(outcome, recorder):
+                continue  # a group's call: recorded reader by reader there
             if outcome.error is None:
                 recorder.sent(outcome.tag.id, _esp_id(outcome.message))
                 continue

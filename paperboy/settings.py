@@ -368,6 +368,9 @@ PAPERBOY_SEND_TASK_SECONDS = env_int("PAPERBOY_SEND_TASK_SECONDS", 300, low=10, 
 # waits on round trips, so several keep one renderer busy (digest/send_connections.py).
 # On make bench-smtp 8 sent about a tenth more than 4, and 16 no more than 8.
 PAPERBOY_SEND_CONNECTIONS = env_int("PAPERBOY_SEND_CONNECTIONS", 8, low=1, high=64)
+# With Mailgun or Brevo, digests alike apart from the reader's links go as one API call
+# (digest/esp_batch.py); false: one call per digest, as with the other ESPs.
+PAPERBOY_ESP_BATCH = env_bool("PAPERBOY_ESP_BATCH", True)
 # Messages per second to the email provider, all workers together (digest/send_rate.py);
 # 0 = no limit, the default: only the account's ESP knows its cap (SES sandbox: 1).
 PAPERBOY_SEND_RATE = env_int("PAPERBOY_SEND_RATE", 0, low=0, high=100_000)

@@ -1,4 +1,5 @@
-"""An HTTP server on 127.0.0.1 serving canned answers, for tests about scraping.
+"""An HTTP server on 127.0.0.1 serving canned answers, for tests about scraping (and
+ESP APIs: a POST's body is recorded too).
 
     def test_something(loopback: LoopbackServer) -> None:
         loopback.route("/api/daily_papers", json=[], query={"p": "0"})
@@ -37,6 +38,7 @@ class RecordedRequest:
     query: dict[str, str]  # the last value of each parameter
     headers: dict[str, str]  # names lower-cased
     at: float  # time.monotonic() when it arrived
+    body: bytes = b""  # a POST's body (ESP API calls)
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ class LoopbackServer:
         replies: Sequence[Reply] | None = None,
         handler: Handler | None = None,
     ) -> Route:
-        """Answer GETs of `path` whose query passes `query` (a dict of required values or a
+        """Answer requests to `path` whose query passes `query` (a dict of required values or a
         predicate), with one of: `handler(request)`, `replies` in turn, a `file`, `json`,
         or `status`/`body`; `trickle_s` sends a `json` or `body` a byte at a time."""
         answer: list[Reply] | Handler
@@ -181,13 +183,21 @@ class LoopbackServer:
 
         class _Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                self._serve("GET", b"")
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self._serve("POST", self.rfile.read(length))
+
+            def _serve(self, method: str, body: bytes) -> None:
                 parts = urlsplit(self.path)
                 request = RecordedRequest(
-                    method="GET",
+                    method=method,
                     path=parts.path,
                     query=dict(parse_qsl(parts.query, keep_blank_values=True)),
                     headers={k.lower(): v for k, v in self.headers.items()},
                     at=time.monotonic(),
+                    body=body,
                 )
                 reply = server._answer(request)
                 if reply.delay_s and server._stopping.wait(reply.delay_s):
