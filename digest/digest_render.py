@@ -24,6 +24,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
+from paperboy.text import one_line
 from subscriptions.links import LinkMaker
 from subscriptions.models import Subscriber
 
@@ -36,7 +37,6 @@ from .emails import (
     RenderedEmail,
     best_reason,
     frame_context,
-    one_line,
     paper_entry,
 )
 from .jinja import compiled_mjml, html_env, text_env

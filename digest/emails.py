@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import format_datetime
@@ -26,6 +25,7 @@ from django.core.mail import EmailMultiAlternatives, make_msgid
 from django.urls import reverse
 from django.utils import timezone
 
+from paperboy.text import list_phrase, long_date, one_line, plural, short_date, shorten, squash
 from subscriptions.links import absolute, digest_url, feedback_url, manage_url, unsubscribe_url
 from subscriptions.models import Subscriber
 from subscriptions.tokens import CONFIRM_MAX_AGE, Purpose, make_token
@@ -54,7 +54,6 @@ _FIELD_WORDS: dict[str, str] = {
 }
 _FIELD_ORDER: dict[str, int] = {"title": 0, "keywords": 1, "abstract": 2}
 
-_SPACES = re.compile(r"\s+")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9“\"(\[])")
 
 
@@ -137,34 +136,6 @@ class PaperEntry:
 
 
 # --- Text helpers -----------------------------------------------------------------------
-
-
-def one_line(text: str) -> str:
-    """Collapse all white space (CR, LF, tabs, U+2028…) and drop control characters.
-
-    Scraped text goes into the Subject header: with no line breaks left, it cannot start
-    a header of its own.
-    """
-    return squash(text).strip()
-
-
-def squash(text: str) -> str:
-    """Like one_line, but keeps one space at either end: snippet parts join up again."""
-    if text.isprintable():
-        # The common case, checked in C: no control or format characters, no line breaks.
-        return _SPACES.sub(" ", text)
-    text = "".join(
-        ch for ch in text if ch.isspace() or not unicodedata.category(ch).startswith("C")
-    )
-    return _SPACES.sub(" ", text)
-
-
-def shorten(text: str, limit: int) -> str:
-    """Cut at a word boundary at or before `limit` characters, marking the cut with "…"."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit + 1].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
-    return cut.rstrip(" ,;:–—-") + "…"
 
 
 def summary_of(paper: Paper) -> str:
@@ -297,24 +268,6 @@ def paper_entry(item: DigestItemLike, *, subscriber: Subscriber | None = None) -
     )
 
 
-def long_date(day: dt.date) -> str:
-    return f"{day:%A}, {day.day} {day:%B %Y}"  # Tuesday, 10 March 2026
-
-
-def short_date(day: dt.date) -> str:
-    return f"{day.day} {day:%b}"  # 10 Mar
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def _list_phrase(items: Sequence[str], limit: int) -> str:
-    if len(items) > limit:
-        return f"{', '.join(items[:limit])} and {len(items) - limit} more"
-    return ", ".join(items)
-
-
 # --- Rendering --------------------------------------------------------------------------
 
 
@@ -403,12 +356,12 @@ def frame_context(
     count = len(items)
     period = "this week" if subscriber.frequency == Subscriber.Frequency.WEEKLY else "today"
     if topics:
-        headline = f"{_plural(count, 'paper')} picked for your topics: " + _list_phrase(
+        headline = f"{plural(count, 'paper')} picked for your topics: " + list_phrase(
             topics, HEADER_TOPICS_SHOWN
         )
-        picked_for = f"picked for {_list_phrase(topics, 3)}"
+        picked_for = f"picked for {list_phrase(topics, 3)}"
     else:  # a trending-only reader
-        headline = f"The {_plural(count, 'paper')} most upvoted {period}"
+        headline = f"The {plural(count, 'paper')} most upvoted {period}"
         picked_for = f"the most upvoted {period}"
     if count:
         rest = f" + {count - 1} more" if count > 1 else ""

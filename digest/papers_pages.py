@@ -16,7 +16,9 @@ from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils import timezone
 
-from .emails import PaperEntry, paper_entry, shorten
+from paperboy.text import shorten
+
+from .emails import PaperEntry, paper_entry
 from .models import Paper
 
 RECENT_DAYS = 30  # days listed on /papers/

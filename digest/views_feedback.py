@@ -14,9 +14,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from paperboy.text import one_line
 from subscriptions.tokens import BadToken, Purpose, make_token
 
-from .emails import one_line
 from .feedback import (
     UnknownPaper,
     feedback_for,

@@ -33,7 +33,6 @@ from digest.edition_papers import candidate_papers
 from digest.emails import (
     PaperEntry,
     build_message,
-    long_date,
     paper_entry,
     render_email,
     signup_headers,
@@ -42,6 +41,7 @@ from digest.feedback import feedback_undo, subscriber_feedback, value_word
 from digest.match_chunks import SKIP_NO_PAPERS
 from digest.models import Delivery, Edition, Paper
 from digest.planning import latest_paper_date, subscriber_preview
+from paperboy.text import long_date
 
 from . import ratelimit
 from .intent import clean_intent

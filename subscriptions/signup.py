@@ -54,11 +54,10 @@ from digest.emails import (
     already_subscribed_message,
     authors_line,
     confirmation_message,
-    one_line,
-    shorten,
     summary_of,
 )
 from digest.models import Paper
+from paperboy.text import one_line, shorten
 
 from . import ratelimit
 from .intent import clean_intent

@@ -27,9 +27,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from digest.emails import one_line
 from digest.feedback import subscriber_feedback
 from digest.feeds import feed_urls
+from paperboy.text import one_line
 
 from .forms_manage import DigestSettingsForm, ManageLinkForm
 from .manage import (

@@ -12,7 +12,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 
 from digest.admin_views import default_digest_date, digests_send_as_test
-from digest.emails import long_date
+from paperboy.text import long_date, plural
 
 from ..csv_export import subscribers_csv
 from ..models import Subscriber
@@ -32,13 +32,13 @@ def send_test_digest(
     when = long_date(date)
     if report.sent:
         modeladmin.message_user(
-            request, f"{_n(report.sent, 'test digest')} of {when} sent.", messages.SUCCESS
+            request, f"{plural(report.sent, 'test digest')} of {when} sent.", messages.SUCCESS
         )
     for reason, n in report.nothing_to_send.items():
-        modeladmin.message_user(request, f"{_n(n, 'subscriber')}: nothing to send ({reason}).")
+        modeladmin.message_user(request, f"{plural(n, 'subscriber')}: nothing to send ({reason}).")
     for status, n in report.not_receiving.items():
         modeladmin.message_user(
-            request, f"{_n(n, 'subscriber')} not sent a test ({status}).", messages.WARNING
+            request, f"{plural(n, 'subscriber')} not sent a test ({status}).", messages.WARNING
         )
     for failure in report.failed:
         modeladmin.message_user(request, f"Not sent: {failure}", messages.ERROR)
@@ -58,18 +58,18 @@ def resend_confirmation(
             recently += 1
     if sent:
         modeladmin.message_user(
-            request, f"{_n(sent, 'confirmation email')} sent.", messages.SUCCESS
+            request, f"{plural(sent, 'confirmation email')} sent.", messages.SUCCESS
         )
     if recently:
         modeladmin.message_user(
             request,
-            f"{_n(recently, 'subscriber')} had one sent a few minutes ago; not sent again.",
+            f"{plural(recently, 'subscriber')} had one sent a few minutes ago; not sent again.",
             messages.WARNING,
         )
     if skipped:
         modeladmin.message_user(
             request,
-            f"{_n(skipped, 'subscriber')} skipped: only pending subscribers are sent one.",
+            f"{plural(skipped, 'subscriber')} skipped: only pending subscribers are sent one.",
             messages.WARNING,
         )
 
@@ -82,9 +82,9 @@ def suppress(modeladmin: ModelAdmin, request: HttpRequest, queryset: QuerySet[Su
         modeladmin.log_change(request, subscriber, "Suppressed by an operator.")
         done += 1
     already = queryset.count() - done
-    modeladmin.message_user(request, f"{_n(done, 'subscriber')} suppressed.", messages.SUCCESS)
+    modeladmin.message_user(request, f"{plural(done, 'subscriber')} suppressed.", messages.SUCCESS)
     if already:
-        modeladmin.message_user(request, f"{_n(already, 'subscriber')} already suppressed.")
+        modeladmin.message_user(request, f"{plural(already, 'subscriber')} already suppressed.")
 
 
 @admin.action(description="Unsuppress (the address works again)", permissions=["change"])
@@ -99,9 +99,13 @@ def unsuppress(
         )
         done += 1
     others = queryset.count() - done
-    modeladmin.message_user(request, f"{_n(done, 'subscriber')} unsuppressed.", messages.SUCCESS)
+    modeladmin.message_user(
+        request, f"{plural(done, 'subscriber')} unsuppressed.", messages.SUCCESS
+    )
     if others:
-        modeladmin.message_user(request, f"{_n(others, 'subscriber')} not suppressed; unchanged.")
+        modeladmin.message_user(
+            request, f"{plural(others, 'subscriber')} not suppressed; unchanged."
+        )
 
 
 @admin.action(description="Export CSV", permissions=["view"])
@@ -114,10 +118,6 @@ def export_csv(
     name = f"subscribers-{timezone.now():%Y-%m-%d}.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _with_bom(lines: Iterator[str]) -> Iterator[str]:

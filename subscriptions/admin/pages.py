@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 
 from digest.admin_views import PreviewDateForm, default_digest_date, digest_preview_build
-from digest.emails import long_date
+from paperboy.text import long_date
 
 from ..csv_import import ImportMode, ImportReport, subscribers_import
 from ..models import Subscriber
