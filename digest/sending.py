@@ -359,6 +359,7 @@ class _Recorder:
         if len(self._sent) >= settings.PAPERBOY_SEND_RECORD_EVERY:
             self.flush()
 
+    @leases.reconnecting  # a lost connection must not lose the record of what was sent
     def flush(self) -> None:
         if not self._sent:
             return
@@ -391,6 +392,7 @@ class _Recorder:
             self.report(SendResult(delivery_id, Outcome.SENT))
         self._sent, self._esp_ids = [], {}
 
+    @leases.reconnecting
     def failed(self, delivery: _Owed, exc: BaseException, *, transient: bool) -> None:
         self.flush()
         error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -418,6 +420,7 @@ class _Recorder:
         self.report(SendResult(delivery.id, Outcome.FAILED, error=error))
 
 
+@leases.reconnecting
 def _release_unsent(lease: leases.Lease) -> None:
     """Deliveries still held were never handed to the server: back to the queue as they
     were, their claim not counted as an attempt."""

@@ -1,6 +1,8 @@
 """A real SMTP server on loopback (aiosmtpd) that keeps what it receives.
 
-It can be told to answer the next messages with an error, to test retries and failures.
+It can be told to answer the next messages with an error, to be unavailable (421 to every
+MAIL, RCPT and DATA) for a while, or to refuse some recipients for good (550), to test
+retries and failures. It counts what it accepted by Message-ID.
 """
 
 from __future__ import annotations
@@ -8,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import re
 import socket
+import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -24,6 +29,15 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     message: EmailMessage
+    at: float = 0.0  # time.monotonic() when it was accepted
+
+    @property
+    def message_id(self) -> str:
+        return str(self.message["Message-ID"])
+
+
+UNAVAILABLE = "421 4.3.2 Service not available, closing transmission channel"
+NO_SUCH_USER = "550 5.1.1 Recipient address rejected: User unknown in virtual mailbox table"
 
 
 @dataclass
@@ -33,21 +47,68 @@ class Mailbox:
     refusals: list[str] = field(default_factory=list)
     # Seconds each message takes to be accepted (a slow server; other sessions go on).
     delay_s: float = 0.0
+    # Until this time.monotonic(), every MAIL, RCPT and DATA is answered `UNAVAILABLE`
+    # (open sessions included): a server down for a while. `unavailable_for` sets it.
+    unavailable_until: float = 0.0
+    unavailable_answers: int = 0
+    # Recipients whose address matches are refused for good at RCPT (`NO_SUCH_USER`);
+    # `refused` lists each address every time it was refused.
+    refuse_rcpt: re.Pattern[str] | None = None
+    refused: list[str] = field(default_factory=list)
+
+    def unavailable_for(self, seconds: float) -> None:
+        self.unavailable_until = time.monotonic() + seconds
+
+    def _unavailable(self) -> bool:
+        if time.monotonic() < self.unavailable_until:
+            self.unavailable_answers += 1
+            return True
+        return False
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self._unavailable():
+            return UNAVAILABLE
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self._unavailable():
+            return UNAVAILABLE
+        if self.refuse_rcpt is not None and self.refuse_rcpt.search(address):
+            self.refused.append(address)
+            return NO_SUCH_USER
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
+        if self._unavailable():
+            return UNAVAILABLE
         if self.refusals:
             return self.refusals.pop(0)
         raw = envelope.original_content or envelope.content
         assert isinstance(raw, bytes)
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
-        self.messages.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), parsed))
+        received = Received(
+            str(envelope.mail_from), list(envelope.rcpt_tos), parsed, at=time.monotonic()
+        )
+        self.messages.append(received)
         return "250 OK"
 
     def to(self, address: str) -> list[EmailMessage]:
         return [r.message for r in self.messages if address in r.rcpt_tos]
+
+    def by_message_id(self) -> Counter[str]:
+        """How many times each Message-ID was accepted."""
+        return Counter(r.message_id for r in list(self.messages))
 
 
 def _free_port() -> int:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.core import mail
+from django.core.mail.backends import locmem
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
 
 from digest import leases
 from digest.daily import edition_counts, edition_prepare, edition_send
 from digest.leases import INTERRUPTED, lapsed_release
 from digest.match_chunks import SKIP_NOTHING_MATCHED
-from digest.models import Delivery, Edition, Paper
+from digest.models import Delivery, DeliveryPaper, Edition, Paper
 from digest.planning import edition_match, edition_plan
-from digest.sending import SKIP_LEFT
+from digest.sending import SKIP_LEFT, Outcome, owed_send
 from subscriptions.models import Subscriber
 from subscriptions.services import subscriber_unsubscribe
 from tests.conftest import EDITION_DATE
@@ -299,3 +303,64 @@ def test_the_sweep_matches_and_sends_what_a_lost_task_left(
     delivery = Delivery.objects.get()
     assert delivery.status == Delivery.Status.SENT
     assert len(smtp_server.to("alice@example.org")) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_connection_lost_mid_send_is_opened_again_to_record_the_sends(
+    settings: Any, make_paper: Callable[..., Paper]
+) -> None:
+    """The sender's database connection dies between two records (PostgreSQL restarted
+    or failed over, the connection killed): the sender records what it sent on a fresh
+    connection and goes on, rather than dying with those digests unrecorded, to be sent a
+    second time once its lease lapsed. (tests/test_send_faults.py: on a real worker.)"""
+    if connection.vendor != "postgresql":
+        pytest.skip("kills the connection with pg_terminate_backend, which is PostgreSQL's")
+    settings.PAPERBOY_SEND_RECORD_EVERY = 5
+    paper = make_paper("Diffusion on a phone", "An abstract.")
+    edition = Edition.objects.create(date=EDITION_DATE)
+    readers = Subscriber.objects.bulk_create(
+        Subscriber(
+            email=f"reader{n}@example.org",
+            interests=["diffusion"],
+            status=Subscriber.Status.ACTIVE,
+        )
+        for n in range(12)
+    )
+    deliveries = Delivery.objects.bulk_create(
+        Delivery(edition=edition, subscriber=r, matched_at=timezone.now()) for r in readers
+    )
+    DeliveryPaper.objects.bulk_create(
+        DeliveryPaper(delivery=d, paper=paper, rank=1, reasons=[]) for d in deliveries
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+
+    def kill_the_senders_connection() -> None:
+        other = connections.create_connection(DEFAULT_DB_ALIAS)
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+                for _ in range(100):  # until it is gone
+                    cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+                    if cursor.fetchone()[0] == 0:
+                        break
+                    time.sleep(0.05)
+        finally:
+            other.close()
+
+    class Backend(locmem.EmailBackend):
+        def send_messages(self, messages: Any) -> int:
+            sent = super().send_messages(messages)
+            if len(mail.outbox) == 7:  # the 5th is recorded, the 10th not yet
+                kill_the_senders_connection()
+            return sent
+
+    try:
+        result = owed_send(connection=Backend())
+    finally:
+        connection.close_if_unusable_or_obsolete()  # a dead one would fail the teardown
+
+    assert result.count(Outcome.SENT) == 12
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(r.email for r in readers)
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SENT}
