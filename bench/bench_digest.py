@@ -34,8 +34,8 @@ T = TypeVar("T")
 
 if TYPE_CHECKING:
     from bench.synthetic import SyntheticPaper, SyntheticSubscriber
+    from digest.mail import BatchResult
     from digest.models import Edition
-    from digest.sending import BatchResult
 
 ROOT = Path(__file__).resolve().parent.parent
 NULL_BACKEND = "bench.null_backend.NullBackend"
@@ -199,9 +199,9 @@ def run(args: argparse.Namespace) -> Figures:
 def _run_on_empty_database(args: argparse.Namespace, figures: Figures, date: dt.date) -> Figures:
     from bench import null_backend
     from bench.synthetic import make_papers, make_subscribers
+    from digest.mail import Outcome
     from digest.models import Delivery, DeliveryPaper
     from digest.planning import edition_match, edition_plan, ready_to_send
-    from digest.sending import Outcome
 
     timings = figures.timings
     with phase("generate", timings):
@@ -255,7 +255,7 @@ def send_here(edition_id: int, owed: int, figures: Figures) -> BatchResult:
     """Send in this process (--send-processes 0: for a profiler)."""
     from django.test import override_settings
 
-    from digest.sending import SendResult, owed_send
+    from digest.mail import SendResult, owed_send
 
     step = max(1, owed // 20)
     done = 0

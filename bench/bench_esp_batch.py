@@ -199,7 +199,7 @@ def requeue(edition_id: int) -> None:
 def send(edition_id: int, base: str, batch: bool, send_batch: int) -> dict[str, Any]:
     from django.test import override_settings
 
-    from digest.sending import Outcome, owed_send
+    from digest.mail import Outcome, owed_send
 
     anymail = {
         "MAILGUN_API_KEY": "key-bench",

@@ -282,7 +282,7 @@ def prepare_paperboy(args: argparse.Namespace, timings: dict[str, float]) -> Pap
 
 def mean_digest_bytes(delivery_ids: Sequence[int]) -> float:
     """The mean size of these digests as sent: the MIME bytes of Paperboy's own message."""
-    from digest.emails import digest_message
+    from digest.mail import digest_message
     from digest.models import Delivery
 
     deliveries = Delivery.objects.select_related("edition", "subscriber").filter(

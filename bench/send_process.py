@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
     from django.test import override_settings
 
     from bench import null_backend
-    from digest.sending import Outcome, owed_send
+    from digest.mail import Outcome, owed_send
 
     start = time.perf_counter()
     with override_settings(EMAIL_BACKEND=NULL_BACKEND):

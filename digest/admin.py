@@ -15,8 +15,8 @@ from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
 from .edition_progress import edition_progress
+from .mail import deliveries_requeue
 from .models import Delivery, DeliveryPaper, Edition, Feedback, Paper, ScrapeRun
-from .sending import deliveries_requeue
 from .tasks import start_senders
 
 

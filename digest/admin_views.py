@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from subscriptions.models import Subscriber
 
-from .emails import RenderedEmail, build_message, digest_headers, render_digest_for
+from .mail import RenderedEmail, build_message, digest_headers, render_digest_for
 from .planning import due_frequencies, latest_paper_date, subscriber_preview
 
 logger = logging.getLogger(__name__)

@@ -19,10 +19,10 @@ from django.utils import timezone
 
 from subscriptions.models import Subscriber
 
+from .mail import BatchResult, SendResult, owed_send
 from .models import Delivery, Edition
 from .planning import MatchSummary, edition_match, edition_plan, ready_to_send, run_plan
 from .scraping import ScrapeResult, scrape_papers, scrape_recent
-from .sending import BatchResult, SendResult, owed_send
 from .sources import huggingface
 from .sources.base import SourceError
 from .vectors import background_papers

@@ -29,7 +29,7 @@ from django.utils.safestring import SafeString
 
 from subscriptions.models import Subscriber
 
-from .emails import Link, PaperEntry, Why, paper_entry
+from .mail import Link, PaperEntry, Why, paper_entry
 from .models import Delivery, DeliveryPaper
 
 FEED_ENTRIES = 50  # what a feed reader polling every few minutes needs, and no more

@@ -148,7 +148,7 @@ class Delivery(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     # While `sending`, the sender that claimed it holds a lease, renewed as it works: a
     # sender that dies stops renewing, and the sweep hands the delivery back to the queue
-    # when the lease runs out (digest/leases.py).
+    # when the lease runs out (digest/mail/leases.py).
     lease_owner = models.CharField(max_length=32, blank=True, db_default="", editable=False)
     lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     sent_at = models.DateTimeField(null=True, blank=True)

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from paperboy.text import shorten
 
-from .emails import PaperEntry, paper_entry
+from .mail import PaperEntry, paper_entry
 from .models import Paper
 
 RECENT_DAYS = 30  # days listed on /papers/

@@ -24,8 +24,8 @@ from subscriptions.models import Subscriber
 from subscriptions.schedule import Schedule
 
 from .edition_papers import EditionPapers, already_sent_papers
-from .emails import DigestItem
 from .lookups import ints
+from .mail import DigestItem
 from .match_chunks import (
     ChunkScorer,
     ChunkWriter,

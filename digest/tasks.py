@@ -3,7 +3,7 @@
 Celery on Redis may run a task twice or lose one whose worker died, so no task carries
 what is owed: the Delivery rows do. An hourly run plans, then queues its matching in
 chunks (`match_chunk_task`) so that every worker process takes a share. `send_owed_task`
-drains whatever is owed from the database, under leases (digest/leases.py); the beat's
+drains whatever is owed from the database, under leases (digest/mail/leases.py); the beat's
 `sweep_sends_task` frees the leases of dead senders, starts drains whenever something is
 owed and re-queues matching lost with its worker, so a lost task costs a sweep period,
 not Redis's visibility timeout.
@@ -22,10 +22,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from .daily import edition_prepare, run_prepare
-from .leases import lapsed_release, owed_now
+from .mail import lapsed_release, owed_now, owed_send
 from .models import Delivery, Edition
 from .planning import chunk_match, match_chunks
-from .sending import owed_send
 
 # Below an hour, so a run held up past its hour does not lock the next one out.
 RUN_LOCK_SECONDS = 50 * 60

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods
 from subscriptions.manage import sent_delivery
 from subscriptions.tokens import BadToken, Purpose, make_token, subscriber_for_token
 
-from .emails import render_digest
+from .mail import render_digest
 
 # The page is the email's own HTML: no scripts, scraped text escaped by the template.
 # The policy makes sure of the first; links still open, as navigation is not covered.

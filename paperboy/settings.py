@@ -347,7 +347,7 @@ PAPERBOY_RETRY_FIRST_SECONDS = env_int("PAPERBOY_RETRY_FIRST_SECONDS", 60, low=1
 # … and never waits longer than this, so five attempts fit in about an hour of trouble.
 PAPERBOY_RETRY_MAX_SECONDS = env_int("PAPERBOY_RETRY_MAX_SECONDS", 1800, low=1, high=86400)
 
-# --- Sending (digest/sending.py, digest/leases.py) ---------------------------------------
+# --- Sending (digest/mail/sending.py, digest/mail/leases.py) -----------------------------
 # Deliveries a sender claims at once: a few queries serve the whole batch, and it is small
 # enough that the batch's lease is renewed often.
 PAPERBOY_SEND_BATCH = env_int("PAPERBOY_SEND_BATCH", 500, low=1, high=10_000)
@@ -365,13 +365,13 @@ PAPERBOY_SEND_TASKS = env_int("PAPERBOY_SEND_TASKS", 4, low=1, high=256)
 # Redis's visibility timeout never re-delivers a live one).
 PAPERBOY_SEND_TASK_SECONDS = env_int("PAPERBOY_SEND_TASK_SECONDS", 300, low=10, high=3000)
 # Connections each sender keeps open to the email server, each on its own thread: SMTP
-# waits on round trips, so several keep one renderer busy (digest/send_connections.py).
+# waits on round trips, so several keep one renderer busy (digest/mail/connections.py).
 # On make bench-smtp 8 sent about a tenth more than 4, and 16 no more than 8.
 PAPERBOY_SEND_CONNECTIONS = env_int("PAPERBOY_SEND_CONNECTIONS", 8, low=1, high=64)
 # With Mailgun or Brevo, digests alike apart from the reader's links go as one API call
-# (digest/esp_batch.py); false: one call per digest, as with the other ESPs.
+# (digest/mail/esp_batch.py); false: one call per digest, as with the other ESPs.
 PAPERBOY_ESP_BATCH = env_bool("PAPERBOY_ESP_BATCH", True)
-# Messages per second to the email provider, all workers together (digest/send_rate.py);
+# Messages per second to the email provider, all workers together (digest/mail/rate.py);
 # 0 = no limit, the default: only the account's ESP knows its cap (SES sandbox: 1).
 PAPERBOY_SEND_RATE = env_int("PAPERBOY_SEND_RATE", 0, low=0, high=100_000)
 # The bucket: sends that may go at once after a quiet spell; 50 lets a small run out at
@@ -477,7 +477,7 @@ elif EMAIL_URL:
     EMAIL_USE_SSL = _email["EMAIL_USE_SSL"]
     EMAIL_TIMEOUT = 30
 else:
-    EMAIL_BACKEND = "digest.outbox.OutboxBackend"
+    EMAIL_BACKEND = "digest.mail.outbox.OutboxBackend"
     EMAIL_FILE_PATH = str(PAPERBOY_OUTBOX_DIR)
 
 # The ESP's tracking webhook (subscriptions/webhooks.py) must tell the ESP from a forger,

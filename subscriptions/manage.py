@@ -30,14 +30,14 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from digest.edition_papers import candidate_papers
-from digest.emails import (
+from digest.feedback import feedback_undo, subscriber_feedback, value_word
+from digest.mail import (
     PaperEntry,
     build_message,
     paper_entry,
     render_email,
     signup_headers,
 )
-from digest.feedback import feedback_undo, subscriber_feedback, value_word
 from digest.match_chunks import SKIP_NO_PAPERS
 from digest.models import Delivery, Edition, Paper
 from digest.planning import latest_paper_date, subscriber_preview

@@ -50,7 +50,7 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from digest.emails import (
+from digest.mail import (
     already_subscribed_message,
     authors_line,
     confirmation_message,

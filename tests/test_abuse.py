@@ -29,7 +29,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from digest.emails import render_digest_for
+from digest.mail import render_digest_for
 from subscriptions import tasks
 from subscriptions.forms import form_stamp
 from subscriptions.links import manage_url

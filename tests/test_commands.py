@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from digest import leases
+from digest.mail import leases
 from digest.models import Delivery, Edition, Paper
 from digest.planning import edition_match, edition_plan
 from subscriptions.models import Subscriber

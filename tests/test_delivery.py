@@ -13,13 +13,13 @@ from django.core.mail.backends import locmem
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
 
-from digest import leases
 from digest.daily import edition_counts, edition_prepare, edition_send
-from digest.leases import INTERRUPTED, lapsed_release
+from digest.mail import leases
+from digest.mail.leases import INTERRUPTED, lapsed_release
+from digest.mail.sending import SKIP_LEFT, Outcome, owed_send
 from digest.match_chunks import SKIP_NOTHING_MATCHED
 from digest.models import Delivery, DeliveryPaper, Edition, Paper
 from digest.planning import edition_match, edition_plan
-from digest.sending import SKIP_LEFT, Outcome, owed_send
 from subscriptions.models import Subscriber
 from subscriptions.services import subscriber_unsubscribe
 from tests.conftest import EDITION_DATE
@@ -277,7 +277,7 @@ def test_weekly_readers_get_the_week_on_their_weekday(
 def test_a_digest_remembers_the_topics_it_was_picked_for(
     smtp_server: Mailbox, alice: Subscriber, papers: dict
 ) -> None:
-    from digest.emails import render_digest
+    from digest.mail import render_digest
 
     edition = prepare_and_send()
     alice.interests = ["speech recognition"]

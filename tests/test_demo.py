@@ -53,7 +53,7 @@ def outbox_messages(folder: Path) -> dict[str, EmailMessage]:
 
 @pytest.fixture
 def demo_day(loopback: LoopbackServer, settings: Any) -> list[dict[str, Any]]:
-    settings.EMAIL_BACKEND = "digest.outbox.OutboxBackend"  # pytest-django swaps in locmem
+    settings.EMAIL_BACKEND = "digest.mail.outbox.OutboxBackend"  # pytest-django swaps in locmem
     settings.PAPERBOY_HF_URL = loopback.base_url
     settings.PAPERBOY_REFRESH_DAYS = 0
     items = [
@@ -174,7 +174,7 @@ def test_the_command_line_exits_non_zero_with_a_clear_message_offline(tmp_path: 
 @pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples is not here")
 def test_the_demo_on_a_real_hugging_face_day(loopback: LoopbackServer, settings: Any) -> None:
     props = json.loads((SAMPLES / "hf_daily_papers_props_2026-03-10.json").read_text())
-    settings.EMAIL_BACKEND = "digest.outbox.OutboxBackend"
+    settings.EMAIL_BACKEND = "digest.mail.outbox.OutboxBackend"
     settings.PAPERBOY_HF_URL = loopback.base_url
     settings.PAPERBOY_REFRESH_DAYS = 0
     serve_day(loopback, props["dailyPapers"])

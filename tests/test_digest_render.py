@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 import time_machine
 
-from digest.digest_render import CardItem, DigestRenderer
-from digest.emails import DigestItem, build_message, list_headers, render_digest_for
-from digest.mime import PrebuiltEmail, stable_message_id
+from digest.mail import DigestItem, build_message, render_digest_for
+from digest.mail.fast_render import CardItem, DigestRenderer
+from digest.mail.message import list_headers, stable_message_id
+from digest.mail.mime import PrebuiltEmail
 from digest.models import Paper
 from subscriptions.links import LinkMaker, digest_url, feedback_url, manage_url, unsubscribe_url
 from subscriptions.models import Subscriber
@@ -202,7 +203,7 @@ def _lines(text: str) -> list[str]:
 
 
 def _rendered(subject: str, text: str, html: str) -> Any:
-    from digest.emails import RenderedEmail
+    from digest.mail import RenderedEmail
 
     return RenderedEmail(subject=subject, text=text, html=html)
 
@@ -230,8 +231,8 @@ def test_a_batch_of_digests_costs_a_few_queries_not_a_few_per_digest(
 ) -> None:
     from django.utils import timezone
 
+    from digest.mail import Outcome, owed_send
     from digest.models import Delivery, DeliveryPaper, Edition
-    from digest.sending import Outcome, owed_send
 
     edition = Edition.objects.create(date=EDITION_DATE)
     for n in range(40):
@@ -262,8 +263,8 @@ def test_the_send_rate_limit_slows_a_run_instead_of_failing_it(
 
     from django.utils import timezone
 
+    from digest.mail import Outcome, owed_send
     from digest.models import Delivery, DeliveryPaper, Edition
-    from digest.sending import Outcome, owed_send
 
     # In-process bucket (no Redis in this test's settings): 20 a second, 5 at once.
     settings.REDIS_URL = ""

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from digest.emails import render_digest
+from digest.mail import render_digest
 from digest.models import Delivery, DeliveryPaper, Edition, Paper
 from subscriptions.links import digest_url, manage_url
 from subscriptions.models import Subscriber

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from digest.emails import DigestItem, render_digest_for
+from digest.mail import DigestItem, render_digest_for
 from digest.models import Paper
 from subscriptions.links import manage_url, unsubscribe_url
 from subscriptions.models import Subscriber

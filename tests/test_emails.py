@@ -16,17 +16,17 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from digest import jinja as digest_jinja
-from digest.emails import (
+from digest.mail import (
     DigestItem,
     RenderedEmail,
     build_message,
     digest_message,
-    message_id,
     render_digest,
     render_digest_for,
     summary_of,
 )
+from digest.mail import templates as digest_jinja
+from digest.mail.message import message_id
 from digest.models import Delivery, DeliveryPaper, Edition, Paper
 from subscriptions.links import digest_url, manage_url, unsubscribe_url
 from subscriptions.models import Subscriber

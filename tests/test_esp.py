@@ -13,8 +13,8 @@ from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.core import mail
 
 from digest.daily import edition_prepare, edition_send
+from digest.mail.sending import is_transient
 from digest.models import Delivery, Paper
-from digest.sending import is_transient
 from subscriptions.models import Subscriber
 from tests.conftest import EDITION_DATE
 

@@ -1,9 +1,9 @@
-"""ESP batch sending (digest/esp_batch.py) over real HTTP to a loopback Mailgun or Brevo.
+"""ESP batch sending (digest/mail/esp_batch.py) over real HTTP to a loopback Mailgun or Brevo.
 
 Readers whose digests differ only in their links share one API call. Each call is taken
 apart here as the ESP would: its merge fields filled with each recipient's values by a
 small substitution in the ESP's own syntax, and the result compared byte for byte with
-that delivery's digest rendered the plain way, one by one (digest/emails.py).
+that delivery's digest rendered the plain way, one by one (digest/mail/digest_email.py).
 """
 
 from __future__ import annotations
@@ -25,12 +25,10 @@ from anymail.backends.mailgun import EmailBackend as MailgunBackend
 from anymail.message import AnymailRecipientStatus
 from django.core import mail
 
-from digest import esp_batch
 from digest.daily import edition_prepare, edition_send
-from digest.emails import render_digest
-from digest.mime import stable_message_id
+from digest.mail import esp_batch, owed_send, render_digest
+from digest.mail.message import stable_message_id
 from digest.models import Delivery, Paper
-from digest.sending import owed_send
 from subscriptions.links import LinkMaker, unsubscribe_url
 from subscriptions.models import Subscriber
 from tests.conftest import EDITION_DATE

@@ -18,8 +18,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from digest.emails import render_digest
 from digest.feedback import feedback_record, feedback_undo, subscriber_feedback
+from digest.mail import render_digest
 from digest.models import Delivery, DeliveryPaper, Edition, Feedback, Paper
 from subscriptions.links import digest_url, feedback_url, manage_url
 from subscriptions.models import Subscriber

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from digest.emails import DigestItem, render_digest_for
+from digest.mail import DigestItem, render_digest_for
 from digest.models import Paper
 from subscriptions.models import Subscriber
 from tests.conftest import EDITION_DATE

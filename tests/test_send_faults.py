@@ -45,8 +45,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from digest.mail.connections import QUEUED_PER_CONNECTION
 from digest.models import Delivery, DeliveryPaper, Edition, Paper
-from digest.send_connections import QUEUED_PER_CONNECTION
 from subscriptions.models import Subscriber
 from tests.conftest import EDITION_DATE
 from tests.hf_wire import tuesday_papers

@@ -1,4 +1,4 @@
-"""The send rate limit: one budget for every worker, kept in Redis (digest/send_rate.py).
+"""The send rate limit: one budget for every worker, kept in Redis (digest/mail/rate.py).
 
 Timings are real (the limiter sleeps): small rates over about a second, generous bounds.
 Every test's bucket lives under a prefix of its own, deleted when the test ends.
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import redis
 
-from digest import send_rate
-from digest.send_rate import (
+from digest.mail import rate as send_rate
+from digest.mail.rate import (
     LocalSendRateLimiter,
     RedisSendRateLimiter,
     SendRateLimiter,
@@ -220,12 +220,12 @@ def test_a_failing_redis_falls_back_to_the_process(caplog: pytest.LogCaptureFixt
     nowhere = send_rate._redis_client(NOWHERE)
     limiter = RedisSendRateLimiter(20, 2, client=nowhere, key="unused")
 
-    with caplog.at_level(logging.WARNING, logger="digest.send_rate"):
+    with caplog.at_level(logging.WARNING, logger="digest.mail.rate"):
         assert 0.3 < timed(lambda: acquire_one_by_one(limiter, 10)) < 0.8  # 8 at 20/s
         limiter.penalise(0.2)
         assert 0.1 < timed(limiter.acquire) < 0.5
 
-    warnings = [r for r in caplog.records if r.name == "digest.send_rate"]
+    warnings = [r for r in caplog.records if r.name == "digest.mail.rate"]
     assert len(warnings) == 1
     assert "Redis failed" in warnings[0].getMessage()
 
@@ -237,11 +237,11 @@ def test_redis_is_tried_again_after_a_while(
     nowhere = send_rate._redis_client(NOWHERE)
     limiter = RedisSendRateLimiter(1000, 10, client=nowhere, key="unused")
 
-    with caplog.at_level(logging.WARNING, logger="digest.send_rate"):
+    with caplog.at_level(logging.WARNING, logger="digest.mail.rate"):
         limiter.acquire()
         limiter.acquire()
 
-    assert len([r for r in caplog.records if r.name == "digest.send_rate"]) == 2
+    assert len([r for r in caplog.records if r.name == "digest.mail.rate"]) == 2
 
 
 def test_nonsense_is_refused() -> None:

@@ -45,7 +45,7 @@ def settings_with(tmp_path: Path, **env: str) -> dict[str, Any]:
 def test_no_environment_means_embedded_defaults(tmp_path: Path) -> None:
     s = settings_with(tmp_path)
     assert s["db"] == "django.db.backends.sqlite3"
-    assert s["email"] == "digest.outbox.OutboxBackend"
+    assert s["email"] == "digest.mail.outbox.OutboxBackend"
     assert s["eager"] is True and s["broker"] == "memory://"
     assert s["cache"].endswith("LocMemCache")
 

@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 
 from digest.daily import edition_prepare, edition_send
+from digest.mail import Outcome
 from digest.models import Delivery, Paper
-from digest.sending import Outcome
 from subscriptions.models import Subscriber
 from tests.conftest import EDITION_DATE
 from tests.mail import html_of, text_of

@@ -10,8 +10,8 @@ import pytest
 from django.utils import timezone
 
 from digest.daily import edition_prepare, edition_send
+from digest.mail.sending import SKIP_LEFT
 from digest.models import Delivery, Paper
-from digest.sending import SKIP_LEFT
 from subscriptions.models import EmailEvent, Subscriber
 from subscriptions.services import subscriber_add, subscriber_suppress, subscriber_unsuppress
 from subscriptions.suppression import (

@@ -6,7 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from digest.emails import render_digest_for
+from digest.mail import render_digest_for
 from digest.management.dates import iso_date
 from digest.planning import subscriber_preview
 from subscriptions.models import Subscriber, normalise_email

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from digest.leases import lapsed_release
+from digest.mail import lapsed_release
 
 
 class Command(BaseCommand):

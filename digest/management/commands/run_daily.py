@@ -20,10 +20,10 @@ from digest.daily import (
     next_due_time,
     run_prepare,
 )
+from digest.mail import Outcome, SendResult
 from digest.management.dates import iso_date
 from digest.models import Delivery
 from digest.scraping import ScrapeResult
-from digest.sending import Outcome, SendResult
 from digest.sources.base import SourceError
 
 
@@ -143,7 +143,7 @@ class Command(BaseCommand):
         count: Any,
     ) -> None:
         counts = edition_counts(edition)
-        outbox = settings.EMAIL_BACKEND == "digest.outbox.OutboxBackend"
+        outbox = settings.EMAIL_BACKEND == "digest.mail.outbox.OutboxBackend"
         verb = "written" if outbox else "sent"
         self.stdout.write(self.style.MIGRATE_HEADING("Summary"))
         rows = [

@@ -5,10 +5,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from digest.daily import edition_counts, edition_send
+from digest.mail import Outcome
 from digest.management.dates import iso_date
 from digest.models import Edition
 from digest.planning import edition_match, edition_plan, subscriber_preview
-from digest.sending import Outcome
 from subscriptions.models import Subscriber
 
 

@@ -8,8 +8,8 @@ rank, reasons) and keeps it, with stand-ins where the reader's own "more / less 
 links go. A digest is then the frame rendered around joined cards, the stand-ins swapped
 for the reader's signed links.
 
-The result is byte for byte what `emails.render_digest_for` makes from the whole template
-(tests/test_digest_render.py holds it to that); this is only the fast way there.
+The result is byte for byte what `digest_email.render_digest_for` makes from the whole
+template (tests/test_digest_render.py holds it to that); this is only the fast way there.
 """
 
 from __future__ import annotations
@@ -28,19 +28,17 @@ from paperboy.text import one_line
 from subscriptions.links import LinkMaker
 from subscriptions.models import Subscriber
 
-from .emails import (
+from ..models import Paper
+from .cards import DigestItem, best_reason, paper_entry
+from .digest_email import (
     HTML_LAYOUT,
     SUBJECT_TEMPLATE,
     TEXT_TEMPLATE,
-    DigestItem,
     ReaderLinks,
-    RenderedEmail,
-    best_reason,
     frame_context,
-    paper_entry,
 )
-from .jinja import compiled_mjml, html_env, text_env
-from .models import Paper
+from .message import RenderedEmail
+from .templates import compiled_mjml, html_env, text_env
 
 # Where each template loops over the papers; its {% else %} is the empty digest.
 PAPER_LOOP = "{% for p in papers %}"

@@ -30,8 +30,8 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from .lookups import ints
-from .models import Delivery
+from ..lookups import ints
+from ..models import Delivery
 
 logger = logging.getLogger(__name__)
 

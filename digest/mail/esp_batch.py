@@ -29,7 +29,7 @@ inline body, without a template stored at the ESP):
   template through anymail (merge_data and merge_headers without template_id are
   unsupported features).
 
-The others keep one API call per digest (digest/sending.py), as do groups of one.
+The others keep one API call per digest (sending.py), as do groups of one.
 
 Safety. Groups are keyed by the papers (cards never depend on the reader) and by what
 the frame's own context builder shows of the reader, so a reader value added to the
@@ -65,10 +65,10 @@ from subscriptions.links import LinkMaker
 from subscriptions.models import Subscriber
 
 from . import leases
-from .digest_render import CardItem, DigestRenderer
-from .emails import ReaderLinks, RenderedEmail, frame_context, list_headers
-from .mime import stable_message_id
-from .send_connections import Handed
+from .connections import Handed
+from .digest_email import ReaderLinks, frame_context
+from .fast_render import CardItem, DigestRenderer
+from .message import RenderedEmail, list_headers, stable_message_id
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ BATCHING = (MAILGUN, BREVO)
 
 
 class Owed(Protocol):
-    """What batching reads of a claimed delivery (digest.sending._Owed)."""
+    """What batching reads of a claimed delivery (sending._Owed)."""
 
     id: int
     edition_date: dt.date
@@ -142,7 +142,7 @@ class Owed(Protocol):
 
 
 class Recorder(Protocol):
-    """Where outcomes go (digest.sending._Recorder)."""
+    """Where outcomes go (sending._Recorder)."""
 
     def sent(self, delivery_id: int, esp_id: str | None) -> None: ...
 

@@ -1,4 +1,4 @@
-"""A digest's MIME bytes, written in one pass, and its stable Message-ID.
+"""A digest's MIME bytes, written in one pass.
 
 Django builds a message by assembling `email.mime` objects and flattening them through
 the standard library's generator: about 1.5 ms a digest, more than rendering it. A
@@ -16,7 +16,6 @@ import binascii
 import re
 import secrets
 from collections.abc import Mapping
-from email.utils import parseaddr
 from functools import lru_cache
 
 from django.conf import settings
@@ -28,17 +27,6 @@ LINE_LIMIT = 998
 # UTF-8 octets per RFC 2047 word: 45 encode to 60 base64 characters, and with
 # "=?utf-8?b?" and "?=" the word stays under the RFC's 75.
 ENCODED_WORD_OCTETS = 45
-
-
-def sender_domain() -> str:
-    _, address = parseaddr(settings.PAPERBOY_FROM_EMAIL)
-    return address.rpartition("@")[2] or "localhost"
-
-
-def stable_message_id(delivery_id: int) -> str:
-    """The Message-ID of every attempt at one delivery: a resend after a crash carries
-    the same one, so the receiving server, the ESP and we can tell it is a duplicate."""
-    return f"<digest-{delivery_id}@{sender_domain()}>"
 
 
 def _header_value(value: str) -> str:

@@ -1,12 +1,12 @@
 """Send digests: claim owed deliveries in batches, render them, hand them to the email
 backend over one open connection, record the outcomes.
 
-The database says what is owed. A sender claims a batch under a lease (digest/leases.py),
-so two senders never hold the same delivery, and a dead sender's batch goes back to the
+The database says what is owed. A sender claims a batch under a lease (leases.py), so
+two senders never hold the same delivery, and a dead sender's batch goes back to the
 queue when its lease runs out. Per batch the work is a handful of queries — claim, the
 deliveries, their readers, their papers, the outcomes — not several per digest; cards
-are rendered once and reused (digest/digest_render.py); the MIME bytes are written in
-one pass (digest/mime.py) with a Message-ID that is the same at every attempt.
+are rendered once and reused (fast_render.py); the MIME bytes are written in one pass
+(mime.py) with a Message-ID that is the same at every attempt (message.py).
 
 Errors are sorted into transient (the server may accept it later: connection trouble,
 timeouts, SMTP 4xx, an ESP's 5xx or 429) and permanent (SMTP 5xx for the recipient, an
@@ -38,14 +38,14 @@ from django.utils import timezone
 
 from subscriptions.models import Subscriber
 
+from ..lookups import ints
+from ..models import Delivery, DeliveryPaper, Paper
 from . import esp_batch, leases
-from .digest_render import CardItem, DigestRenderer
-from .emails import list_headers
-from .lookups import ints
-from .mime import PrebuiltEmail, sender_domain, stable_message_id
-from .models import Delivery, DeliveryPaper, Paper
-from .send_connections import Handed, open_connections
-from .send_rate import send_rate_limiter
+from .connections import Handed, open_connections
+from .fast_render import CardItem, DigestRenderer
+from .message import list_headers, sender_domain, stable_message_id
+from .mime import PrebuiltEmail
+from .rate import send_rate_limiter
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ class BatchSender:
         self.on_progress = on_progress
         self.result = BatchResult()
         self.server_down = False
-        # Mailgun, Brevo: like digests as one API call (digest/esp_batch.py); else None.
+        # Mailgun, Brevo: like digests as one API call (esp_batch.py); else None.
         self.batches = esp_batch.batcher(
             connection, wire=self.wire, renderer=self.renderer, limiter=self.limiter
         )
