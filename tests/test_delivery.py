@@ -16,7 +16,7 @@ from django.utils import timezone
 from digest.daily import edition_counts, edition_prepare, edition_send
 from digest.mail import leases
 from digest.mail.leases import INTERRUPTED, lapsed_release
-from digest.mail.sending import SKIP_LEFT, Outcome, owed_send
+from digest.mail.sending import SKIP_LEFT, Outcome, SendResult, owed_send
 from digest.match_chunks import SKIP_NOTHING_MATCHED
 from digest.models import Delivery, DeliveryPaper, Edition, Paper
 from digest.planning import edition_match, edition_plan
@@ -55,6 +55,26 @@ def prepare_and_send() -> Edition:
     prepared = edition_prepare(date=EDITION_DATE, scrape=False)
     edition_send(edition=prepared.edition)
     return prepared.edition
+
+
+def owe(paper: Paper, readers: int) -> list[Subscriber]:
+    """`readers` digests of `paper`, matched and owed, to reader0@… reader{n-1}@…"""
+    edition = Edition.objects.create(date=EDITION_DATE)
+    subscribers = Subscriber.objects.bulk_create(
+        Subscriber(
+            email=f"reader{n}@example.org",
+            interests=["diffusion"],
+            status=Subscriber.Status.ACTIVE,
+        )
+        for n in range(readers)
+    )
+    deliveries = Delivery.objects.bulk_create(
+        Delivery(edition=edition, subscriber=s, matched_at=timezone.now()) for s in subscribers
+    )
+    DeliveryPaper.objects.bulk_create(
+        DeliveryPaper(delivery=d, paper=paper, rank=1, reasons=[]) for d in deliveries
+    )
+    return subscribers
 
 
 def test_each_reader_gets_their_papers_and_the_unmatched_reader_gets_nothing(
@@ -316,22 +336,7 @@ def test_a_database_connection_lost_mid_send_is_opened_again_to_record_the_sends
     if connection.vendor != "postgresql":
         pytest.skip("kills the connection with pg_terminate_backend, which is PostgreSQL's")
     settings.PAPERBOY_SEND_RECORD_EVERY = 5
-    paper = make_paper("Diffusion on a phone", "An abstract.")
-    edition = Edition.objects.create(date=EDITION_DATE)
-    readers = Subscriber.objects.bulk_create(
-        Subscriber(
-            email=f"reader{n}@example.org",
-            interests=["diffusion"],
-            status=Subscriber.Status.ACTIVE,
-        )
-        for n in range(12)
-    )
-    deliveries = Delivery.objects.bulk_create(
-        Delivery(edition=edition, subscriber=r, matched_at=timezone.now()) for r in readers
-    )
-    DeliveryPaper.objects.bulk_create(
-        DeliveryPaper(delivery=d, paper=paper, rank=1, reasons=[]) for d in deliveries
-    )
+    readers = owe(make_paper("Diffusion on a phone", "An abstract."), 12)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         (pid,) = cursor.fetchone()
@@ -364,3 +369,32 @@ def test_a_database_connection_lost_mid_send_is_opened_again_to_record_the_sends
     assert result.count(Outcome.SENT) == 12
     assert sorted(m.to[0] for m in mail.outbox) == sorted(r.email for r in readers)
     assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.SENT}
+
+
+def test_a_sender_failing_partway_sends_nothing_it_had_queued(
+    settings: Any, smtp_server: Mailbox, make_paper: Callable[..., Paper]
+) -> None:
+    """An exception partway through a batch (here in the caller's progress callback; a
+    database gone for good, a time limit): the messages rendered and waiting for a
+    connection are not sent, since nobody would record them and they would go out again
+    later. Only those already with the server go out: at most two per connection, one
+    being sent and one sent and not yet read back. The rest are owed again, untouched."""
+    connections = 2
+    settings.PAPERBOY_SEND_CONNECTIONS = connections
+    settings.PAPERBOY_SEND_RECORD_EVERY = 1
+    smtp_server.delay_s = 0.2  # the renderer fills the queue while the server works
+    owe(make_paper("Diffusion on a phone", "An abstract."), 30)
+
+    def fail_at_the_first_sent(result: SendResult) -> None:
+        if result.outcome == Outcome.SENT:
+            raise RuntimeError("the sender fails here")
+
+    with pytest.raises(RuntimeError, match="the sender fails here"):
+        owed_send(on_progress=fail_at_the_first_sent)
+
+    time.sleep(0.5)  # anything still going out would arrive meanwhile
+    sent = Delivery.objects.filter(status=Delivery.Status.SENT).count()
+    assert sent == 1
+    assert sent <= len(smtp_server.messages) <= sent + 2 * connections  # not the queue's 16
+    owed = Delivery.objects.filter(status=Delivery.Status.QUEUED, attempts=0, last_error="")
+    assert owed.count() == 29

@@ -9,6 +9,11 @@ database.
 
 Backends that do not talk to a server (the outbox files, the test backends) are given
 one connection used inline: threads would only add overhead and reorder their files.
+
+A sender that stops early (the server gone, or an exception of its own) takes back the
+messages still waiting for a connection (`drop_queued`): they are never sent, and their
+deliveries go back to the queue. Only the few a connection is sending at that moment
+still go out.
 """
 
 from __future__ import annotations
@@ -78,6 +83,9 @@ class InlineConnections:
         done, self._done = self._done, []
         yield from done
 
+    def drop_queued(self) -> list[Any]:
+        return []  # each message is sent as it is handed: none waits
+
     def close(self) -> None:
         _close(self.connection)
 
@@ -133,7 +141,21 @@ class ThreadedConnections:
             self.outstanding -= 1
             yield handed
 
+    def drop_queued(self) -> list[Any]:
+        """Take back the messages no connection has started on: they will not be sent,
+        and no outcome comes for them. Returns their tags. Those being sent finish."""
+        dropped: list[Any] = []
+        while True:
+            try:
+                job = self._todo.get_nowait()
+            except queue.Empty:
+                return dropped
+            if job is not None:
+                self.outstanding -= 1
+                dropped.append(job[0])
+
     def close(self) -> None:
+        self.drop_queued()  # (none after a send that ran to its end)
         for _ in self._threads:
             self._todo.put(None)
         for thread in self._threads:

@@ -154,6 +154,8 @@ class Recorder(Protocol):
 class Wire(Protocol):
     def hand(self, tag: Any, message: Any) -> None: ...
 
+    def drop_queued(self) -> list[Any]: ...
+
 
 class Limiter(Protocol):
     def acquire(self, n: int = 1) -> float: ...
@@ -455,6 +457,11 @@ class EspBatcher:
         return message
 
     # --- Outcomes ----------------------------------------------------------------------
+
+    def forget(self, dropped: Iterable[Any]) -> None:
+        """Calls taken back from the wire before they were made (the sender stopped): no
+        outcome will come for them; their readers go back to the queue unsent."""
+        self._in_flight = max(0, self._in_flight - sum(isinstance(t, Chunk) for t in dropped))
 
     def settle(self, outcome: Handed, recorder: Recorder) -> bool:
         """Record a batch call's outcome reader by reader; False if `outcome` is not one."""

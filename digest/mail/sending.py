@@ -13,7 +13,9 @@ timeouts, SMTP 4xx, an ESP's 5xx or 429) and permanent (SMTP 5xx for the recipie
 ESP rejecting the message, a template error). A transient error puts the delivery back in
 the queue with a backoff, up to PAPERBOY_MAX_SEND_ATTEMPTS; a permanent one marks it
 failed with the server's answer. When the server itself is unreachable the batch stops
-and its unsent deliveries go back to the queue untouched. Nothing is dropped silently.
+and its unsent deliveries go back to the queue untouched, as they do when the sender
+fails partway: messages rendered and still waiting for a connection are not sent.
+Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -227,6 +229,11 @@ class BatchSender:
         the server gone) goes back to the queue before returning."""
         try:
             self._send(lease)
+        except BaseException:
+            # Aborted partway: messages waiting for a connection must not go out with
+            # nobody to record them (their deliveries go back to the queue just below).
+            self._stop_handing()
+            raise
         finally:
             _release_unsent(lease)
 
@@ -277,6 +284,13 @@ class BatchSender:
             if server_unreachable(exc) and not self.server_down:
                 self.server_down = True
                 logger.warning("email server unreachable, sending stopped: %s", exc)
+
+    def _stop_handing(self) -> None:
+        """Take back the messages no connection has started on; their deliveries, still
+        held, are released with the rest of the batch (`_release_unsent`)."""
+        dropped = self.wire.drop_queued()
+        if self.batches is not None:
+            self.batches.forget(dropped)
 
     def _route(self, lease: leases.Lease, owed: list[_Owed]) -> Iterator[_Owed]:
         """Readers who left are skipped, feed-only readers' digests go to their feed; the
