@@ -1,8 +1,8 @@
 """A real SMTP server on loopback (aiosmtpd) that keeps what it receives.
 
-It can be told to answer the next messages with an error, to be unavailable (421 to every
-MAIL, RCPT and DATA) for a while, or to refuse some recipients for good (550), to test
-retries and failures. It counts what it accepted by Message-ID.
+It can be told to answer the next messages with an error (at RCPT or after DATA), to be
+unavailable (421 to every MAIL, RCPT and DATA) for a while, or to refuse some recipients
+for good (550), to test retries and failures. It counts what it accepted by Message-ID.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ class Mailbox:
     messages: list[Received] = field(default_factory=list)
     # Replies to give instead of accepting, one per incoming message, e.g. "451 4.3.0 busy".
     refusals: list[str] = field(default_factory=list)
+    # The same at RCPT, one per recipient, e.g. `UNAVAILABLE` (then the DATA never comes).
+    rcpt_refusals: list[str] = field(default_factory=list)
     # Seconds each message takes to be accepted (a slow server; other sessions go on).
     delay_s: float = 0.0
     # Until this time.monotonic(), every MAIL, RCPT and DATA is answered `UNAVAILABLE`
@@ -79,6 +81,8 @@ class Mailbox:
     ) -> str:
         if self._unavailable():
             return UNAVAILABLE
+        if self.rcpt_refusals:
+            return self.rcpt_refusals.pop(0)
         if self.refuse_rcpt is not None and self.refuse_rcpt.search(address):
             self.refused.append(address)
             return NO_SUCH_USER

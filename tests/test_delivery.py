@@ -24,7 +24,7 @@ from subscriptions.models import Subscriber
 from subscriptions.services import subscriber_unsubscribe
 from tests.conftest import EDITION_DATE
 from tests.mail import html_of, text_of
-from tests.smtp_server import Mailbox
+from tests.smtp_server import UNAVAILABLE, Mailbox
 
 pytestmark = pytest.mark.django_db
 
@@ -398,3 +398,32 @@ def test_a_sender_failing_partway_sends_nothing_it_had_queued(
     assert sent <= len(smtp_server.messages) <= sent + 2 * connections  # not the queue's 16
     owed = Delivery.objects.filter(status=Delivery.Status.QUEUED, attempts=0, last_error="")
     assert owed.count() == 29
+
+
+@pytest.mark.parametrize("stage", ["MAIL", "RCPT", "DATA"])
+def test_a_421_at_any_stage_stops_the_batch_and_the_rest_stays_owed(
+    stage: str, settings: Any, smtp_server: Mailbox, make_paper: Callable[..., Paper]
+) -> None:
+    """421 is the server going away, whichever command it answers: the batch stops at
+    once, as when the connection is refused, and only the digest that met it counts an
+    attempt; the others are owed again as they were."""
+    settings.PAPERBOY_SEND_CONNECTIONS = 1  # one message at a time: the first meets the 421
+    owe(make_paper("Diffusion on a phone", "An abstract."), 10)
+    if stage == "MAIL":
+        smtp_server.unavailable_for(60)
+    elif stage == "RCPT":
+        smtp_server.rcpt_refusals.append(UNAVAILABLE)
+    else:
+        smtp_server.refusals.append(UNAVAILABLE)
+
+    result = owed_send()
+
+    assert (result.total, result.count(Outcome.RETRY)) == (1, 1)
+    assert smtp_server.messages == []
+    [retried] = Delivery.objects.exclude(attempts=0)
+    assert retried.status == Delivery.Status.QUEUED and retried.next_attempt_at is not None
+    assert "421" in retried.last_error
+    untouched = Delivery.objects.filter(
+        status=Delivery.Status.QUEUED, attempts=0, last_error="", next_attempt_at=None
+    )
+    assert untouched.count() == 9

@@ -37,6 +37,9 @@ NETWORK_BACKENDS = ("django.core.mail.backends.smtp.", "anymail.backends.")
 # Messages waiting for a connection, per connection: enough to keep each busy while the
 # renderer runs ahead, few enough that a crash finds little rendered and unsent.
 QUEUED_PER_CONNECTION = 8
+# "Service not available, closing transmission channel" (RFC 5321 §3.8): the server's
+# answer at any stage when it is going away, not a verdict on the message.
+SMTP_CLOSING = 421
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ Errors are sorted into transient (the server may accept it later: connection tro
 timeouts, SMTP 4xx, an ESP's 5xx or 429) and permanent (SMTP 5xx for the recipient, an
 ESP rejecting the message, a template error). A transient error puts the delivery back in
 the queue with a backoff, up to PAPERBOY_MAX_SEND_ATTEMPTS; a permanent one marks it
-failed with the server's answer. When the server itself is unreachable the batch stops
-and its unsent deliveries go back to the queue untouched, as they do when the sender
-fails partway: messages rendered and still waiting for a connection are not sent.
-Nothing is dropped silently.
+failed with the server's answer. When the server itself is unreachable (the connection
+refused or lost, a 421 at any stage) the batch stops and its unsent deliveries go back
+to the queue untouched, as they do when the sender fails partway: messages rendered and
+still waiting for a connection are not sent. Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from subscriptions.models import Subscriber
 from ..lookups import ints
 from ..models import Delivery, DeliveryPaper, Paper
 from . import esp_batch, leases
-from .connections import Handed, open_connections
+from .connections import SMTP_CLOSING, Handed, open_connections
 from .fast_render import CardItem, DigestRenderer
 from .message import list_headers, sender_domain, stable_message_id
 from .mime import PrebuiltEmail
@@ -127,9 +127,12 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def server_unreachable(exc: BaseException) -> bool:
-    """The server, not this message, is the trouble: the rest of the batch would fail too."""
-    if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code == 421:
-        return True  # "service not available, closing channel"
+    """The server, not this message, is the trouble: the rest of the batch would fail too.
+    A 421 says so at any stage: on connecting, to MAIL, to RCPT or after DATA."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return any(code == SMTP_CLOSING for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code == SMTP_CLOSING:
+        return True
     return isinstance(exc, smtplib.SMTPServerDisconnected | ConnectionError | TimeoutError)
 
 
@@ -284,6 +287,9 @@ class BatchSender:
             if server_unreachable(exc) and not self.server_down:
                 self.server_down = True
                 logger.warning("email server unreachable, sending stopped: %s", exc)
+                # What waits for a connection would meet the same server: it goes back
+                # to the queue untouched, with the rest of the batch.
+                self._stop_handing()
 
     def _stop_handing(self) -> None:
         """Take back the messages no connection has started on; their deliveries, still
