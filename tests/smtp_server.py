@@ -2,7 +2,8 @@
 
 It can be told to answer the next messages with an error (at RCPT or after DATA), to be
 unavailable (421 to every MAIL, RCPT and DATA) for a while, or to refuse some recipients
-for good (550), to test retries and failures. It counts what it accepted by Message-ID.
+for good (550), to test retries and failures. It counts what it accepted by Message-ID,
+and the sessions (connections) that sent it mail.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class Mailbox:
     # `refused` lists each address every time it was refused.
     refuse_rcpt: re.Pattern[str] | None = None
     refused: list[str] = field(default_factory=list)
+    # The client end (host, port) of every session that sent a MAIL: one per connection.
+    sessions: set[Any] = field(default_factory=set)
 
     def unavailable_for(self, seconds: float) -> None:
         self.unavailable_until = time.monotonic() + seconds
@@ -70,6 +73,7 @@ class Mailbox:
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        self.sessions.add(session.peer)
         if self._unavailable():
             return UNAVAILABLE
         envelope.mail_from = address

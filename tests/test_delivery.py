@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -427,3 +428,25 @@ def test_a_421_at_any_stage_stops_the_batch_and_the_rest_stays_owed(
         status=Delivery.Status.QUEUED, attempts=0, last_error="", next_attempt_at=None
     )
     assert untouched.count() == 9
+
+
+def test_a_refused_recipient_does_not_cost_the_connection(
+    settings: Any, smtp_server: Mailbox, make_paper: Callable[..., Paper]
+) -> None:
+    """A 550 to RCPT refuses that reader, not the session: smtplib has sent RSET, and the
+    connection goes on to the next message instead of connecting and greeting again."""
+    connections = 2
+    settings.PAPERBOY_SEND_CONNECTIONS = connections
+    smtp_server.refuse_rcpt = re.compile(r"^<?reader1?[37]@")  # 3, 7, 13 and 17
+    owe(make_paper("Diffusion on a phone", "An abstract."), 20)
+
+    result = owed_send()
+
+    assert (result.count(Outcome.SENT), result.count(Outcome.FAILED)) == (16, 4)
+    assert len(smtp_server.messages) == 16
+    failed = Delivery.objects.filter(status=Delivery.Status.FAILED)
+    assert sorted(d.subscriber.email for d in failed) == [
+        f"reader{n}@example.org" for n in (13, 17, 3, 7)
+    ]
+    assert all("550" in d.last_error for d in failed)
+    assert len(smtp_server.sessions) <= connections  # one each, however many refusals

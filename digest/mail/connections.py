@@ -63,6 +63,20 @@ def _send_one(connection: BaseEmailBackend, message: EmailMessage) -> None:
         raise smtplib.SMTPException("the email backend accepted no message")
 
 
+def session_still_good(connection: BaseEmailBackend, exc: BaseException) -> bool:
+    """After the server refused the message's recipient alone (RCPT answered 5xx, or 4xx
+    other than 421), smtplib has reset the session (RSET) and it serves the next message:
+    no need to log in again. Anything else may have left the connection broken."""
+    if not isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return False
+    codes = [code for code, _ in exc.recipients.values()]
+    if not codes or SMTP_CLOSING in codes:
+        return False
+    # smtplib closes its socket if the server hung up meanwhile (during the RSET).
+    smtp = getattr(connection, "connection", None)
+    return getattr(smtp, "sock", None) is not None
+
+
 class InlineConnections:
     """One connection, used on the caller's thread."""
 
@@ -121,9 +135,10 @@ class ThreadedConnections:
                         opened = True
                     _send_one(connection, message)
                 except Exception as exc:
-                    # The connection may be broken: the next message opens a fresh one.
-                    _close(connection)
-                    opened = False
+                    if not session_still_good(connection, exc):
+                        # The connection may be broken: the next message opens a fresh one.
+                        _close(connection)
+                        opened = False
                     self._done.put(Handed(tag, message, exc))
                     continue
                 self._done.put(Handed(tag, message, None))
