@@ -192,7 +192,7 @@ def test_retries_stop_after_the_last_attempt(
 def test_the_smtp_server_being_down_keeps_the_digest_owed(
     settings: object, alice: Subscriber, papers: dict
 ) -> None:
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"  # type: ignore[attr-defined]
+    settings.EMAIL_BACKEND = "digest.mail.smtp.EmailBackend"  # type: ignore[attr-defined]
     settings.EMAIL_HOST = "127.0.0.1"  # type: ignore[attr-defined]
     settings.EMAIL_PORT = 9  # type: ignore[attr-defined]  # nothing listens on discard
     settings.EMAIL_TIMEOUT = 2  # type: ignore[attr-defined]

@@ -60,7 +60,7 @@ def test_production_urls(tmp_path: Path) -> None:
     assert s["db"] == "django.db.backends.postgresql"
     assert s["broker"] == "redis://cache.internal:6379/1" and s["eager"] is False
     assert s["cache"].endswith("RedisCache")
-    assert s["email"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert s["email"] == "digest.mail.smtp.EmailBackend"  # Django's, pipelined
     assert (s["host"], s["port"]) == ("mailer.internal", 1025)
 
 

@@ -33,7 +33,7 @@ from django.core.mail.backends.base import BaseEmailBackend
 logger = logging.getLogger(__name__)
 
 # Backends whose messages leave the process over a network connection.
-NETWORK_BACKENDS = ("django.core.mail.backends.smtp.", "anymail.backends.")
+NETWORK_BACKENDS = ("django.core.mail.backends.smtp.", "digest.mail.smtp.", "anymail.backends.")
 # Messages waiting for a connection, per connection: enough to keep each busy while the
 # renderer runs ahead, few enough that a crash finds little rendered and unsent.
 QUEUED_PER_CONNECTION = 8
