@@ -60,14 +60,7 @@ def _signup_context(*, subscriber: Subscriber, kind: str, action_url: str) -> di
 
 def confirmation_message(*, subscriber: Subscriber) -> EmailMultiAlternatives:
     """Double opt-in: the link that turns a pending subscriber into an active one."""
-    context = _signup_context(
-        subscriber=subscriber, kind="confirm", action_url=confirm_url(subscriber)
-    )
-    return build_message(
-        to=subscriber.email,
-        rendered=render_email(name=SIGNUP_TEMPLATE, context=context),
-        headers=signup_headers(),
-    )
+    return _signup_message(subscriber, kind="confirm", action_url=confirm_url(subscriber))
 
 
 def already_subscribed_message(*, subscriber: Subscriber) -> EmailMultiAlternatives:
@@ -76,9 +69,13 @@ def already_subscribed_message(*, subscriber: Subscriber) -> EmailMultiAlternati
     The page after the form says "check your inbox" whatever the address's state, so
     that a stranger learns nothing; this email is what the owner finds there.
     """
-    context = _signup_context(
-        subscriber=subscriber, kind="already_subscribed", action_url=manage_url(subscriber)
-    )
+    return _signup_message(subscriber, kind="already_subscribed", action_url=manage_url(subscriber))
+
+
+def _signup_message(
+    subscriber: Subscriber, *, kind: str, action_url: str
+) -> EmailMultiAlternatives:
+    context = _signup_context(subscriber=subscriber, kind=kind, action_url=action_url)
     return build_message(
         to=subscriber.email,
         rendered=render_email(name=SIGNUP_TEMPLATE, context=context),
