@@ -13,6 +13,7 @@ own (tests may reach in). Inside, one module per job:
     outbox.py        the embedded email backend: one .eml file per message
     sending.py       senders draining owed deliveries batch by batch (BatchSender)
     connections.py   several SMTP or ESP connections, one thread each
+    smtp.py          Django's SMTP backend with the envelope pipelined (RFC 2920)
     rate.py          the send rate limit shared by every worker (GCRA in Redis)
     leases.py        claims with leases, and the sweep of lapsed ones
     esp_batch.py     alike digests as one ESP API call (Mailgun, Brevo)
