@@ -505,6 +505,10 @@ def test_matching_fans_out_over_every_pool_process(
     )
     log = tmp_path / "worker.log"
     worker = celery.worker(loglevel="INFO", log=log)
+    # Send once the worker listens: kombu's Redis transport routes a task through its
+    # queue's binding, which the previous test's clean-up removed with its keys; a task
+    # sent before the worker binds the queue again is dropped.
+    wait_for(lambda: log.exists() and " ready." in log.read_text(), 60)
     producer = Producer(
         broker=REDIS_TEST_URL,
         broker_transport_options={"global_keyprefix": KEY_PREFIX},
