@@ -231,6 +231,8 @@ def test_refuses_a_cap_below_one_and_an_output_folder(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not DEV_SET.is_dir(), reason=f"no development set at {DEV_SET}")
+# It embeds 233 papers and matches 15 profiles over 6 days: minutes, more on busy cores.
+@pytest.mark.timeout(900)
 def test_runs_on_the_development_set_and_scores(tmp_path: Path) -> None:
     out = tmp_path / "predictions.json"
     stdout, _ = run_eval(
