@@ -200,8 +200,9 @@ def _run_on_empty_database(args: argparse.Namespace, figures: Figures, date: dt.
     from bench import null_backend
     from bench.synthetic import make_papers, make_subscribers
     from digest.mail import Outcome
+    from digest.matching import edition_match
     from digest.models import Delivery, DeliveryPaper
-    from digest.planning import edition_match, edition_plan, ready_to_send
+    from digest.planning import edition_plan, ready_to_send
 
     timings = figures.timings
     with phase("generate", timings):

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 # The edition's date; the background papers are spread over the days before it.
 EDITION_DATE = dt.date(2026, 3, 10)
-BACKGROUND_DAYS = 29  # within digest.vectors.BACKGROUND_DAYS (30)
+BACKGROUND_DAYS = 29  # within digest.matching.vectors.BACKGROUND_DAYS (30)
 # A synthetic background vector: a real one plus isotropic noise of this norm, normalised.
 # 0.3 keeps its similarity to unrelated papers near the real 0.49 ± 0.08 (0.47 ± 0.08)
 # and its similarity to the paper it copies at about 0.96.
@@ -171,9 +171,9 @@ def insert_papers(args: argparse.Namespace, rng: random.Random) -> tuple[list[in
     import numpy as np
 
     from bench.synthetic import longer_sentences, make_papers
-    from digest.embedding import from_bytes, normalise, to_bytes
+    from digest.matching.embedding import from_bytes, normalise, to_bytes
+    from digest.matching.vectors import papers_embed
     from digest.models import Paper
-    from digest.vectors import papers_embed
 
     def as_paper(synthetic: SyntheticPaper, day: dt.date) -> Paper:
         made = Paper(batch_date=day, first_seen_at=now, **vars(synthetic))
@@ -218,12 +218,12 @@ def insert_subscribers(args: argparse.Namespace, rng: random.Random, pop: Popula
 
     Sentences come from a pool and phrases from the vocabulary, so each distinct text is
     embedded once; a subscriber's `intent_vector` is its sentence's row and `embedding` its
-    phrases' (digest.vectors.subscribers_embed's layout), under the key the product
+    phrases' (digest.matching.vectors.subscribers_embed's layout), under the key the product
     computes, with the sentence's stored words.
     """
     from bench.synthetic import IntentPicker, make_intents, make_subscribers
-    from digest.embedding import embed_texts, text_key, to_bytes
-    from digest.vectors import intent_words, subscriber_texts
+    from digest.matching.embedding import embed_texts, text_key, to_bytes
+    from digest.matching.vectors import intent_words, subscriber_texts
     from subscriptions.models import Subscriber
 
     people = make_subscribers(rng, args.subscribers, weekly_rate=0.0)
@@ -345,10 +345,10 @@ class EmbedCounter:
     """Counts texts the product embeds while it runs (there should be none: all stored)."""
 
     def __init__(self) -> None:
-        import digest.vectors
+        import digest.matching.vectors
 
-        self.module = digest.vectors
-        self.original: Callable[[Sequence[str]], Any] = digest.vectors.embed_texts
+        self.module = digest.matching.vectors
+        self.original: Callable[[Sequence[str]], Any] = self.module.embed_texts
         self.texts = 0
 
     def __enter__(self) -> EmbedCounter:
@@ -367,7 +367,7 @@ class MatchClock:
     """Where edition_match's time goes, without a profiler: the product's steps, timed.
 
     Wraps, for the duration, the functions edition_match calls by name (module globals of
-    digest.edition_papers and digest.match_chunks, the scorer's and the item INSERT's
+    digest.matching.candidates and digest.matching.batching, the scorer's and the item INSERT's
     methods). Items are written on a second thread while the next chunk is scored, so
     `write_items` overlaps the others; `other` is what the scoring thread spends besides
     (reading the chunk's deliveries, turning matches into rows, waiting for the writer).
@@ -376,16 +376,16 @@ class MatchClock:
     STEPS = ("already_sent", "load_readers", "rank", "write_items")
 
     def __init__(self) -> None:
-        import digest.edition_papers
-        import digest.match_chunks
-        from digest.relevance import EditionScorer
+        import digest.matching.batching
+        import digest.matching.candidates
+        from digest.matching.scorer import EditionScorer
 
         self.seconds = dict.fromkeys(self.STEPS, 0.0)
         self.targets: list[tuple[Any, str]] = [
-            (digest.edition_papers, "already_sent_papers"),
-            (digest.match_chunks, "load_readers"),
+            (digest.matching.candidates, "already_sent_papers"),
+            (digest.matching.batching, "load_readers"),
             (EditionScorer, "rank_many"),
-            (digest.match_chunks, "write_chunk"),
+            (digest.matching.batching, "write_chunk"),
         ]
         self.originals = [getattr(owner, name) for owner, name in self.targets]
 
@@ -474,8 +474,9 @@ def run(args: argparse.Namespace) -> Figures:
 
 
 def _run_on_empty_database(args: argparse.Namespace, figures: Figures) -> None:
+    from digest.matching import edition_match
     from digest.models import Delivery, DeliveryPaper
-    from digest.planning import edition_match, edition_plan
+    from digest.planning import edition_plan
 
     timings, pop = figures.timings, figures.pop
     rng = random.Random(args.seed)
@@ -491,7 +492,7 @@ def _run_on_empty_database(args: argparse.Namespace, figures: Figures) -> None:
     )
 
     # The matcher embeds nothing here, so it would not load the model: drop the set-up's.
-    from digest.embedding import release_model
+    from digest.matching.embedding import release_model
 
     release_model()
     gc.collect()
@@ -503,7 +504,7 @@ def _run_on_empty_database(args: argparse.Namespace, figures: Figures) -> None:
             edition = edition_plan(date=EDITION_DATE)
         figures.deliveries = Delivery.objects.filter(edition=edition).count()
         log(f"planned {figures.deliveries} deliveries for {EDITION_DATE}")
-        from digest.match_chunks import scoring_processes
+        from digest.matching.batching import scoring_processes
 
         figures.processes = scoring_processes()
         if args.profile and figures.processes > 1:
@@ -577,9 +578,9 @@ class ChunkWorkers:
         from django.conf import settings
         from django.db import connections
 
-        from digest.planning import match_chunks
+        from digest.matching import edition_chunks
 
-        chunks = match_chunks(edition, processes=settings.PAPERBOY_MATCH_TASK_PROCESSES)
+        chunks = edition_chunks(edition, processes=settings.PAPERBOY_MATCH_TASK_PROCESSES)
         if self.pool is None:
             connections.close_all()  # no child inherits a connection
             context = multiprocessing.get_context("fork")
@@ -592,8 +593,8 @@ class ChunkWorkers:
 
 
 def _match_chunk(edition_id: int, delivery_ids: list[int]) -> int:
+    from digest.matching import chunk_match
     from digest.models import Edition
-    from digest.planning import chunk_match
 
     edition = Edition.objects.get(id=edition_id)
     return chunk_match(edition=edition, delivery_ids=delivery_ids).matched
@@ -602,9 +603,9 @@ def _match_chunk(edition_id: int, delivery_ids: list[int]) -> int:
 def hourly_day(hours: int, figures: Figures, workers: ChunkWorkers | None) -> HourlyDay:
     from django.db import connection
 
-    from digest.edition_papers import forget_scorers
+    from digest.matching import edition_match, forget_scorers
     from digest.models import Delivery, DeliveryPaper, Paper
-    from digest.planning import edition_match, run_plan
+    from digest.planning import run_plan
     from subscriptions.models import Subscriber
 
     with phase(f"forget the last match ({hours} h next)", figures.timings):
@@ -677,10 +678,9 @@ def score_only(edition: Any, figures: Figures) -> None:
     edition exists, so nothing was sent before: the already-sent query, timed within the
     match, is left out here.
     """
-    from digest.edition_papers import EditionPapers
-    from digest.match_chunks import cycle_collector_paused
-    from digest.planning import MATCH_CHUNK
-    from digest.readers import load_readers
+    from digest.matching.batching import MATCH_CHUNK, cycle_collector_paused
+    from digest.matching.candidates import EditionPapers
+    from digest.matching.readers import load_readers
     from subscriptions.models import Subscriber
 
     timings = figures.timings

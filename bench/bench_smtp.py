@@ -256,7 +256,8 @@ def prepare_paperboy(args: argparse.Namespace, timings: dict[str, float]) -> Pap
     from django.core.management import call_command
 
     from bench.synthetic import make_papers, make_subscribers
-    from digest.planning import edition_match, edition_plan, ready_to_send
+    from digest.matching import edition_match
+    from digest.planning import edition_plan, ready_to_send
 
     date = edition_date()
     with phase("paperboy migrate", timings):

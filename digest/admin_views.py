@@ -23,7 +23,8 @@ from django.utils import timezone
 from subscriptions.models import Subscriber
 
 from .mail import RenderedEmail, build_message, digest_headers, render_digest_for
-from .planning import due_frequencies, latest_paper_date, subscriber_preview
+from .matching import subscriber_preview
+from .planning import due_frequencies, latest_paper_date
 
 logger = logging.getLogger(__name__)
 

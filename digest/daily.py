@@ -20,12 +20,12 @@ from django.utils import timezone
 from subscriptions.models import Subscriber
 
 from .mail import BatchResult, SendResult, owed_send
+from .matching import MatchSummary, edition_match, recent_papers_embed
 from .models import Delivery, Edition
-from .planning import MatchSummary, edition_match, edition_plan, ready_to_send, run_plan
+from .planning import edition_plan, ready_to_send, run_plan
 from .scraping import ScrapeResult, scrape_papers, scrape_recent
 from .sources import huggingface
 from .sources.base import SourceError
-from .vectors import background_papers
 
 LOOKBACK_DAYS = 7
 
@@ -83,7 +83,7 @@ def edition_prepare(
     scraped = scrape_papers(date=date, sources=sources or default_sources()) if scrape else None
     if scraped is not None and on_scraped:
         on_scraped(scraped)
-    background_papers(date, on_progress=on_embed_progress)
+    recent_papers_embed(date, on_progress=on_embed_progress)
     edition = edition_plan(date=date)
     matching = MatchSummary()
     if match:
@@ -119,7 +119,7 @@ def run_prepare(
             on_scraped(scraped)
     # The cutoff is taken after the scrape, so what it stored is inside this run's windows.
     cutoff = now or timezone.now()
-    background_papers(cutoff.date(), on_progress=on_embed_progress)
+    recent_papers_embed(cutoff.date(), on_progress=on_embed_progress)
     edition = run_plan(now=cutoff)
     matching = MatchSummary()
     if edition is not None and match:

@@ -29,8 +29,9 @@ from django.utils import timezone
 from subscriptions.models import Subscriber
 from subscriptions.topics import InvalidInterest, clean_interests
 
+from .matching import edition_match
 from .models import Delivery, DeliveryPaper, Paper
-from .planning import edition_match, edition_plan
+from .planning import edition_plan
 from .scraping import _upsert
 from .sources.base import PaperRecord
 from .sources.huggingface import parse_daily_papers

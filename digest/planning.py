@@ -1,18 +1,16 @@
-"""Plan an edition: who is owed a digest today, and which papers each one gets.
+"""Plan who is owed a digest: an edition's deliveries, and each reader's next time.
 
-Both steps are idempotent. Planning inserts one Delivery per (edition, subscriber) and
-ignores rows that exist; matching only touches queued deliveries that have no papers yet.
-Running them twice, or from two schedulers at once, owes nobody a second digest.
+Planning is idempotent: it inserts one Delivery per (edition, subscriber) and ignores
+rows that exist, so running it twice, or from two schedulers at once, owes nobody a
+second digest. Which papers each delivery gets is digest.matching's job.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -23,30 +21,11 @@ from django.utils import timezone
 from subscriptions.models import Subscriber
 from subscriptions.schedule import Schedule
 
-from .edition_papers import EditionPapers, already_sent_papers
 from .lookups import ints
-from .mail import DigestItem
-from .match_chunks import (
-    ChunkScorer,
-    ChunkWriter,
-    ReasonsEncoder,
-    WrittenChunk,
-    score_chunk,
-    scoring_processes,
-    skip_reason,
-    write_chunk,
-)
 from .models import Delivery, Edition, Paper
-from .readers import readers_for
-from .trending import ONLY, with_trending
 
 logger = logging.getLogger(__name__)
 
-MATCH_CHUNK = 2000  # readers scored and written together: bigger saves little, costs memory
-# An hourly run's few thousand readers are cut finer, so every scoring process gets a
-# share (two chunks each at least) rather than one process scoring a last short chunk
-# alone; not below this, where a chunk's fixed queries would start to show.
-MATCH_CHUNK_MIN = 250
 # A run that plans this many deliveries or more refreshes the planner's statistics of
 # the table (PostgreSQL's ANALYZE samples it: a fraction of a second at a million rows).
 STATISTICS_AFTER_ROWS = 20_000
@@ -214,127 +193,9 @@ def _insert_deliveries(
             cursor.execute(f"ANALYZE {quote(meta.db_table)}")
 
 
-@dataclass
-class MatchSummary:
-    matched: int = 0
-    skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-
-    @property
-    def skipped_total(self) -> int:
-        return sum(self.skipped.values())
-
-
-def _chunks(ids: Sequence[int], processes: int) -> Iterator[Sequence[int]]:
-    """`ids` in chunks of at most MATCH_CHUNK, even enough to keep `processes` busy."""
-    if not ids:
-        return
-    pieces = max(math.ceil(len(ids) / MATCH_CHUNK), 2 * processes if processes > 1 else 1)
-    size = max(min(MATCH_CHUNK, math.ceil(len(ids) / pieces)), min(MATCH_CHUNK_MIN, len(ids)))
-    for i in range(0, len(ids), size):
-        yield ids[i : i + size]
-
-
-def edition_match(
-    *,
-    edition: Edition,
-    subscriber_ids: Sequence[int] | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> MatchSummary:
-    """Choose each queued delivery's papers (with reasons), or skip it with the reason.
-
-    Chunk by chunk: chunks are scored (in parallel processes where it can) and each is
-    written by a `ChunkWriter` while the next ones are scored (see digest.match_chunks).
-    Inside an open transaction everything stays on this connection. `on_progress` gets
-    (readers done, readers in all) after each chunk.
-    """
-    summary = MatchSummary()
-    queued = unmatched(edition)
-    if subscriber_ids is not None:
-        queued = queued.filter(subscriber_id__in=subscriber_ids)
-    pending = list(queued.order_by("id").values_list("id", flat=True))
-    papers = EditionPapers(edition)
-    encode = ReasonsEncoder()
-    processes = scoring_processes()
-    scorer = ChunkScorer(queued, papers, encode, processes=processes)
-    writer = ChunkWriter(inline=connection.in_atomic_block)
-
-    def count(written: WrittenChunk | None) -> None:
-        if written is not None:
-            summary.matched += written.matched
-            for reason, n in written.skipped.items():
-                summary.skipped[reason] += n
-
-    done = 0
-    try:
-        for scored in scorer.scored(list(_chunks(pending, processes))):
-            count(writer.write(scored))
-            done += scored.settled
-            if on_progress:
-                on_progress(done, len(pending))
-    finally:
-        count(writer.finish())
-    return summary
-
-
-def unmatched(edition: Edition) -> QuerySet[Delivery]:
-    return Delivery.objects.filter(
-        edition=edition, status=Delivery.Status.QUEUED, matched_at__isnull=True
-    )
-
-
-def match_chunks(edition: Edition, *, processes: int) -> list[list[int]]:
-    """The edition's unmatched deliveries, in chunks for `processes` to match together
-    (Celery tasks: see digest.tasks.match_chunk_task)."""
-    pending = list(unmatched(edition).order_by("id").values_list("id", flat=True))
-    return [list(chunk) for chunk in _chunks(pending, processes)]
-
-
-def chunk_match(*, edition: Edition, delivery_ids: Sequence[int]) -> MatchSummary:
-    """Match one chunk of the edition's deliveries here, scoring and writing it.
-
-    A worker process keeps its scorers from chunk to chunk and run to run (they are
-    kept by what they are made of: digest.edition_papers), so only its first chunk of
-    the day pays for building them. Papers already sent are looked up for this chunk's
-    readers only. Writing locks the chunk's rows still unmatched, so a chunk matched
-    twice (a task delivered twice, a sweep's re-run) gives nobody a second digest.
-    """
-    queued = unmatched(edition)
-    readers = list(
-        queued.filter(id__in_ints=ints(delivery_ids)).values_list("subscriber_id", flat=True)
-    )
-    papers = EditionPapers(edition, readers=readers)
-    written = write_chunk(score_chunk(delivery_ids, queued, papers, ReasonsEncoder()))
-    summary = MatchSummary(matched=written.matched)
-    for reason, n in written.skipped.items():
-        summary.skipped[reason] += n
-    return summary
-
-
 def ready_to_send(edition: Edition | None = None) -> QuerySet[Delivery]:
     """Queued deliveries with their papers chosen, whose retry time (if any) has come."""
     qs = Delivery.objects.filter(status=Delivery.Status.QUEUED, matched_at__isnull=False).filter(
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=timezone.now())
     )
     return qs.filter(edition=edition) if edition is not None else qs
-
-
-def subscriber_preview(*, subscriber: Subscriber, date: dt.date) -> tuple[list[DigestItem], str]:
-    """What this subscriber's digest of listing day `date` would hold (their topics and
-    the trending mix they chose), computed without writing.
-
-    Returns (items, skip reason); the reason is empty when there are items.
-    """
-    edition = Edition.objects.filter(date=date, slot=None).first() or Edition(date=date)
-    papers = EditionPapers(edition)
-    scorer, paper_ids = papers.for_frequency(subscriber.frequency)
-    sent_before = already_sent_papers([subscriber.id], paper_ids, edition) if subscriber.pk else {}
-    # An unsaved copy (the manage page's preview of edited topics) is embedded in memory.
-    [reader] = readers_for([subscriber], exclude=sent_before, save=False)
-    topics = [] if reader.trending == ONLY else scorer.rank(reader)
-    [found] = with_trending(papers.trending(subscriber.frequency), [reader], [topics])
-    by_id = Paper.objects.in_bulk([m.paper_id for m in found])
-    items = [
-        DigestItem(paper=by_id[m.paper_id], rank=rank, reasons=[r.as_dict() for r in m.reasons])
-        for rank, m in enumerate(found, start=1)
-    ]
-    return items, skip_reason(found, reader, scorer)

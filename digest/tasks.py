@@ -23,8 +23,8 @@ from django.utils import timezone
 
 from .daily import edition_prepare, run_prepare
 from .mail import lapsed_release, owed_now, owed_send
+from .matching import chunk_match, edition_chunks
 from .models import Delivery, Edition
-from .planning import chunk_match, match_chunks
 
 # Below an hour, so a run held up past its hour does not lock the next one out.
 RUN_LOCK_SECONDS = 50 * 60
@@ -42,7 +42,7 @@ def start_senders(*, edition_id: int | None = None, count: int | None = None) ->
 def start_matchers(edition: Edition) -> int:
     """Queue the edition's unmatched deliveries as chunk tasks, for every worker process
     to take a share (once the caller's rows are committed)."""
-    chunks = match_chunks(edition, processes=settings.PAPERBOY_MATCH_TASK_PROCESSES)
+    chunks = edition_chunks(edition, processes=settings.PAPERBOY_MATCH_TASK_PROCESSES)
     for chunk in chunks:
         transaction.on_commit(lambda c=chunk: match_chunk_task.delay(edition.id, c))  # type: ignore[misc]
     return len(chunks)

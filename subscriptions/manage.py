@@ -29,7 +29,6 @@ from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from digest.edition_papers import candidate_papers
 from digest.feedback import feedback_undo, subscriber_feedback, value_word
 from digest.mail import (
     PaperEntry,
@@ -38,9 +37,9 @@ from digest.mail import (
     render_email,
     signup_headers,
 )
-from digest.match_chunks import SKIP_NO_PAPERS
-from digest.models import Delivery, Edition, Paper
-from digest.planning import latest_paper_date, subscriber_preview
+from digest.matching import SKIP_NO_PAPERS, candidates_count, subscriber_preview
+from digest.models import Delivery, Paper
+from digest.planning import latest_paper_date
 from paperboy.text import long_date
 
 from . import ratelimit
@@ -223,7 +222,7 @@ def digest_preview(
         date=date,
         period=_period(date, frequency),
         papers=[paper_entry(item) for item in items],
-        candidates=candidate_papers(Edition(date=date), frequency).count(),
+        candidates=candidates_count(date=date, frequency=frequency),
         reason=reason,
     )
 

@@ -54,7 +54,7 @@ def _fresh_cache(_own_cache_keys: None) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_scorers() -> Iterator[None]:
     """Each test's papers are its own: a scorer kept from another test's must not serve."""
-    from digest.edition_papers import forget_scorers
+    from digest.matching import forget_scorers
 
     forget_scorers()
     yield

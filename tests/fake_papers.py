@@ -1,4 +1,4 @@
-"""A paper as matching sees it (digest.matching.PaperLike), made by hand in tests."""
+"""A paper as matching sees it (digest.matching.keywords.PaperLike), made by hand in tests."""
 
 from __future__ import annotations
 

@@ -14,8 +14,9 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from digest.mail import leases
+from digest.matching import edition_match
 from digest.models import Delivery, Edition, Paper
-from digest.planning import edition_match, edition_plan
+from digest.planning import edition_plan
 from subscriptions.models import Subscriber
 from tests.conftest import EDITION_DATE
 from tests.hf_wire import tuesday_papers

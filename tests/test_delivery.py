@@ -18,9 +18,9 @@ from digest.daily import edition_counts, edition_prepare, edition_send
 from digest.mail import leases
 from digest.mail.leases import INTERRUPTED, lapsed_release
 from digest.mail.sending import SKIP_LEFT, Outcome, SendResult, owed_send
-from digest.match_chunks import SKIP_NOTHING_MATCHED
+from digest.matching import SKIP_NOTHING_MATCHED, edition_match
 from digest.models import Delivery, DeliveryPaper, Edition, Paper
-from digest.planning import edition_match, edition_plan
+from digest.planning import edition_plan
 from subscriptions.models import Subscriber
 from subscriptions.services import subscriber_unsubscribe
 from tests.conftest import EDITION_DATE

@@ -16,8 +16,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from digest.matching import edition_match
 from digest.models import Delivery, DeliveryPaper, Edition, Paper
-from digest.planning import edition_match, edition_plan
+from digest.planning import edition_plan
 from subscriptions.models import Subscriber
 from tests.conftest import FIXTURES
 from tests.hf_wire import hf_item

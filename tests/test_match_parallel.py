@@ -11,20 +11,21 @@ from typing import Any
 
 import pytest
 
-import digest.planning
-from digest.edition_papers import EditionPapers
-from digest.embedding import text_key
-from digest.match_chunks import (
+import digest.matching.batching
+from digest.matching import edition_match, subscriber_preview
+from digest.matching.batching import (
     SKIP_NOTHING_MATCHED,
     ReasonsEncoder,
     score_chunk,
     scoring_processes,
     write_chunk,
 )
-from digest.matching import Interests
+from digest.matching.candidates import EditionPapers
+from digest.matching.embedding import text_key
+from digest.matching.keywords import Interests
+from digest.matching.vectors import subscriber_texts, subscribers_embed
 from digest.models import Delivery, DeliveryPaper, Paper
-from digest.planning import edition_match, edition_plan, subscriber_preview
-from digest.vectors import subscriber_texts, subscribers_embed
+from digest.planning import edition_plan
 from subscriptions.models import Subscriber
 from tests.conftest import EDITION_DATE
 
@@ -67,8 +68,8 @@ def test_forked_scorers_choose_what_each_reader_alone_would_get(
     settings: Any, monkeypatch: pytest.MonkeyPatch, papers: list[Paper], readers: list[Subscriber]
 ) -> None:
     settings.PAPERBOY_MATCH_PROCESSES = 2
-    monkeypatch.setattr(digest.planning, "MATCH_CHUNK", 1)  # a chunk per reader
-    monkeypatch.setattr(digest.planning, "MATCH_CHUNK_MIN", 1)
+    monkeypatch.setattr(digest.matching.batching, "MATCH_CHUNK", 1)  # a chunk per reader
+    monkeypatch.setattr(digest.matching.batching, "MATCH_CHUNK_MIN", 1)
     assert scoring_processes() == 2  # no transaction open: forking is allowed
     # Three readers' vectors are made; the fourth edits her topics after: forked scorers
     # do not embed, so she is matched afterwards in this process.
@@ -126,8 +127,8 @@ def test_phrases_worked_out_in_forked_processes_serve_the_next_run(
     comes back to the run's own scorer, which the next run (forked from it) starts from,
     even after the hour's scrape moved every paper's upvotes."""
     settings.PAPERBOY_MATCH_PROCESSES = 2
-    monkeypatch.setattr(digest.planning, "MATCH_CHUNK", 1)
-    monkeypatch.setattr(digest.planning, "MATCH_CHUNK_MIN", 1)
+    monkeypatch.setattr(digest.matching.batching, "MATCH_CHUNK", 1)
+    monkeypatch.setattr(digest.matching.batching, "MATCH_CHUNK_MIN", 1)
     subscribers_embed(readers)
     edition = edition_plan(date=EDITION_DATE)
     scorer = EditionPapers(edition).scorer(Subscriber.Frequency.DAILY)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from digest.matching import Interests, PaperIndex, match_papers, phrase_stems
+from digest.matching.keywords import Interests, PaperIndex, match_papers, phrase_stems
 from tests.fake_papers import FakePaper as P
 
 DIFFUSION_TITLE = P(

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from digest.embedding import DIMENSIONS, normalise
-from digest.matching import PaperIndex
-from digest.relevance import MIN_BACKGROUND, EditionScorer, Reader, sentence_terms
+from digest.matching.embedding import DIMENSIONS, normalise
+from digest.matching.keywords import PaperIndex
+from digest.matching.scorer import MIN_BACKGROUND, EditionScorer, Reader, sentence_terms
 from tests.fake_papers import FakePaper as P
 
 RNG = np.random.default_rng(7)

@@ -10,8 +10,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from digest.embedding import DIMENSIONS, from_bytes, to_bytes
 from digest.lookups import ints
+from digest.matching.embedding import DIMENSIONS, from_bytes, to_bytes
 from subscriptions.models import Subscriber
 
 BEFORE = [("subscriptions", "0004_subscriber_embedding"), ("digest", "0004_paper_embedding")]

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from digest.mail import render_digest_for
 from digest.management.dates import iso_date
-from digest.planning import subscriber_preview
+from digest.matching import subscriber_preview
 from subscriptions.models import Subscriber, normalise_email
 
 

@@ -7,8 +7,9 @@ from django.core.management.base import BaseCommand, CommandParser
 from digest.daily import edition_counts, edition_send
 from digest.mail import Outcome
 from digest.management.dates import iso_date
+from digest.matching import edition_match, subscriber_preview
 from digest.models import Edition
-from digest.planning import edition_match, edition_plan, subscriber_preview
+from digest.planning import edition_plan
 from subscriptions.models import Subscriber
 
 

@@ -21,11 +21,11 @@ from django.db.models import BinaryField, F, Func, Value
 
 from subscriptions.models import Subscriber
 
+from ..lookups import ints
+from ..models import Feedback, Paper
 from .embedding import ROW_BYTES, from_bytes, text_key
-from .lookups import ints
-from .matching import Interests
-from .models import Feedback, Paper
-from .relevance import EditionScorer, Reader
+from .keywords import Interests
+from .scorer import EditionScorer, Reader
 from .vectors import stored_intent_terms, subscribers_embed
 
 

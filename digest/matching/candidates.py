@@ -11,9 +11,9 @@ from django.db.models import Count, Max, Min, Q, QuerySet
 
 from subscriptions.models import Subscriber
 
-from .models import Delivery, DeliveryPaper, Edition, Paper
+from ..models import Delivery, DeliveryPaper, Edition, Paper
 from .readers import FeedbackPapers
-from .relevance import EditionScorer
+from .scorer import EditionScorer
 from .trending import TrendingList
 from .vectors import background_papers, edition_scorer, recent_papers
 from .windows import first_digest_from, oldest_covered
@@ -24,7 +24,7 @@ def candidate_papers(edition: Edition, frequency: str) -> QuerySet[Paper]:
 
     A replay of a listing day draws on that day's papers (a weekly reader on the last
     seven days'). An hourly run draws on every paper inside any of its deliveries'
-    windows (see digest.windows): each reader is then held to their own window.
+    windows (see digest.matching.windows): each reader is then held to their own window.
     """
     if edition.is_replay:
         date = edition.date

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 from django.conf import settings
 
-from .matching import Match, Reason
-from .relevance import EditionScorer, Reader
+from .keywords import Match, Reason
+from .scorer import EditionScorer, Reader
 
 NONE, FEW, ONLY = "none", "few", "only"  # Subscriber.Trending's values
 TRENDING = "trending"  # a Reason's field for a trending pick
