@@ -1,8 +1,19 @@
-"""Matching: which papers a reader gets, in which order, and why."""
+"""Keyword phrases: which papers a phrase finds, and how the scorer ranks and explains them.
+
+The scorer here has no background papers, so it ranks on keyword evidence alone (as on a
+new install's first day): where a phrase matched (title > keywords > abstract), upvotes
+breaking ties.
+"""
 
 from __future__ import annotations
 
-from digest.matching.keywords import Interests, PaperIndex, match_papers, phrase_stems
+from typing import Any
+
+import numpy as np
+
+from digest.matching.embedding import DIMENSIONS
+from digest.matching.keywords import Interests, PaperIndex, phrase_stems
+from digest.matching.scorer import EditionScorer, Reader
 from tests.fake_papers import FakePaper as P
 
 DIFFUSION_TITLE = P(
@@ -40,53 +51,88 @@ SPEECH = P(6, "Streaming Text-to-Speech with Tiny Latency", "A TTS model for pho
 EDITION = [DIFFUSION_TITLE, DIFFUSION_ABSTRACT, DIFFUSION_KEYWORDS, RL_SURVEY, RL_PAPER, SPEECH]
 
 
-def ids(matches: list) -> list[int]:
+def keyword_scorer(papers: list[P]) -> EditionScorer:
+    """A scorer of `papers` without background: keyword evidence alone."""
+    none = np.zeros((0, DIMENSIONS), dtype=np.float32)
+    return EditionScorer(
+        index=PaperIndex.build(papers),
+        paper_ids=[p.id for p in papers],
+        vectors=np.zeros((len(papers), DIMENSIONS), dtype=np.float32),
+        units=np.zeros((len(papers), DIMENSIONS), dtype=np.float32),
+        unit_starts=np.arange(len(papers)),
+        upvotes=[p.upvotes for p in papers],
+        background=none,
+        background_units=none,
+        background_unit_starts=np.zeros(0, dtype=np.int64),
+        background_index=PaperIndex.build(papers),
+    )
+
+
+def rank(
+    interests: list[str],
+    *,
+    limit: int = 10,
+    papers: list[P] = EDITION,
+    sent: frozenset[int] = frozenset(),
+) -> list[Any]:
+    reader = Reader(key=1, interests=interests, limit=limit, exclude_paper_ids=sent)
+    return keyword_scorer(papers).rank(reader)
+
+
+def ids(matches: list[Any]) -> list[int]:
     return [m.paper_id for m in matches]
 
 
+def fields(phrase: str) -> dict[int, str]:
+    """Paper id -> the best field the phrase is in."""
+    hits = PaperIndex.build(EDITION).lookup(phrase_stems(phrase))
+    return {paper_id: hit.field for paper_id, hit in hits.items()}
+
+
 def test_a_phrase_matches_consecutive_words_with_stemming_and_any_case() -> None:
-    index = PaperIndex.build(EDITION)
     # "diffusion model" (singular) finds "Diffusion Models" in a title and a keyword.
-    found = ids(match_papers(index, ["Diffusion Model"], limit=10))
-    assert found == [1, 3]
+    assert fields("Diffusion Model") == {1: "title", 3: "keywords"}
+    assert ids(rank(["Diffusion Model"])) == [1, 3]
     # Words that appear but not next to each other are not the phrase.
-    assert match_papers(index, ["speech latency"], limit=10) == []
+    assert fields("speech latency") == {}
+    assert rank(["speech latency"]) == []
 
 
 def test_hyphenated_phrases_match_their_words() -> None:
-    index = PaperIndex.build(EDITION)
-    assert ids(match_papers(index, ["text to speech"], limit=10)) == [6]
-    assert ids(match_papers(index, ["text-to-speech"], limit=10)) == [6]
+    assert ids(rank(["text to speech"])) == [6]
+    assert ids(rank(["text-to-speech"])) == [6]
+
+
+def test_a_phrase_counts_in_its_best_field() -> None:
+    # In the keywords of paper 1 and its title: the title counts.
+    assert fields("latent diffusion") == {1: "title"}
+    assert fields("diffusion") == {1: "title", 2: "abstract", 3: "keywords"}
 
 
 def test_title_ranks_above_keywords_above_abstract_then_upvotes() -> None:
-    index = PaperIndex.build(EDITION)
     # Paper 2 has by far the most upvotes but matched only in its abstract.
-    assert ids(match_papers(index, ["diffusion"], limit=10)) == [1, 3, 2]
+    assert ids(rank(["diffusion"])) == [1, 3, 2]
+    # Both in the title: the survey's 200 upvotes put it before paper 5's 30.
+    assert ids(rank(["reinforcement learning"])) == [4, 5]
 
 
-def test_more_interests_matched_rank_higher() -> None:
-    index = PaperIndex.build(EDITION)
-    found = ids(match_papers(index, ["reinforcement learning", "reasoning"], limit=10))
-    # Paper 5 matches both interests in its title; the survey only one.
-    assert found == [5, 4]
+def test_a_paper_counts_its_best_phrase_not_how_many_matched() -> None:
+    # Paper 5 has both phrases in its title, the survey one: equal evidence, and upvotes
+    # decide (the first keyword ranker added the phrases up; the scorer takes the best).
+    assert ids(rank(["reinforcement learning", "reasoning"])) == [4, 5]
 
 
 def test_an_exclusion_removes_papers_that_contain_it() -> None:
-    index = PaperIndex.build(EDITION)
-    found = ids(match_papers(index, ["reinforcement learning", "-survey"], limit=10))
-    assert found == [5]
+    assert ids(rank(["reinforcement learning", "-survey"])) == [5]
 
 
 def test_top_n_and_already_sent_papers_are_left_out() -> None:
-    index = PaperIndex.build(EDITION)
-    assert ids(match_papers(index, ["diffusion"], limit=2)) == [1, 3]
-    assert ids(match_papers(index, ["diffusion"], limit=10, exclude_paper_ids={1})) == [3, 2]
+    assert ids(rank(["diffusion"], limit=2)) == [1, 3]
+    assert ids(rank(["diffusion"], sent=frozenset({1}))) == [3, 2]
 
 
 def test_the_reason_names_interest_field_and_highlights_the_words() -> None:
-    index = PaperIndex.build(EDITION)
-    [title_match] = match_papers(index, ["latent diffusion model"], limit=1)
+    [title_match] = rank(["latent diffusion model"], limit=1)
     reason = title_match.reasons[0]
     assert reason.interest == "latent diffusion model"
     assert reason.field == "title"
@@ -96,7 +142,7 @@ def test_the_reason_names_interest_field_and_highlights_the_words() -> None:
         "",
     )
 
-    [abstract_match] = match_papers(index, ["photograph"], limit=1)
+    [abstract_match] = rank(["photograph"], limit=1)
     reason = abstract_match.reasons[0]
     assert reason.field == "abstract"
     assert reason.match == "photographs"
@@ -104,23 +150,23 @@ def test_the_reason_names_interest_field_and_highlights_the_words() -> None:
     assert reason.before == "Building on text-guided diffusion, we let users edit real "
     assert reason.after == " by describing the change they want, and we keep the rest of the…"
 
-    [late_match] = match_papers(index, ["picture"], limit=1)
+    [late_match] = rank(["picture"], limit=1)
     reason = late_match.reasons[0]
     assert reason.before.startswith("…") and not reason.before.startswith("… ")
     assert reason.after == " intact."
 
 
 def test_a_keyword_reason_shows_the_one_keyword_that_matched() -> None:
-    index = PaperIndex.build([P(9, "A World Model", "", ["world models", "video diffusion"])])
-    [match] = match_papers(index, ["diffusion"], limit=1)
+    paper = P(9, "A World Model", "", ["world models", "video diffusion"])
+    [match] = rank(["diffusion"], limit=1, papers=[paper])
     reason = match.reasons[0]
     assert reason.field == "keywords"
     assert reason.before + reason.match + reason.after == "video diffusion"
 
 
 def test_every_matching_interest_is_a_reason_best_first() -> None:
-    index = PaperIndex.build(EDITION)
-    [match] = match_papers(index, ["policy", "reasoning"], limit=1)
+    [match] = rank(["policy", "reasoning"], limit=1)
+    assert match.paper_id == 5
     assert [(r.interest, r.field) for r in match.reasons] == [
         ("reasoning", "title"),
         ("policy", "abstract"),
@@ -135,6 +181,6 @@ def test_interests_parse_wanted_and_excluded() -> None:
 
 
 def test_scraped_markup_is_just_text_to_the_matcher() -> None:
-    index = PaperIndex.build([P(7, "<script>alert(1)</script> Diffusion for Audio")])
-    [match] = match_papers(index, ["diffusion"], limit=1)
+    paper = P(7, "<script>alert(1)</script> Diffusion for Audio")
+    [match] = rank(["diffusion"], limit=1, papers=[paper])
     assert match.reasons[0].before == "<script>alert(1)</script> "

@@ -1,4 +1,4 @@
-"""Match an edition's papers to a subscriber's interests.
+"""Keyword phrases: which of an edition's papers each of a reader's phrases is in, and where.
 
 An interest is a keyword phrase: consecutive words, matched case-insensitively after
 stemming ("diffusion models" matches "Diffusion Model"), in the title, HF's ai_keywords or
@@ -23,7 +23,6 @@ import snowballstemmer
 # Where a phrase matched, best first; the weight ranks a title hit above a keyword hit
 # above an abstract hit.
 FIELD_WEIGHTS: dict[str, int] = {"title": 4, "keywords": 2, "abstract": 1}
-FIELD_LABELS: dict[str, str] = {"title": "title", "keywords": "keywords", "abstract": "abstract"}
 
 SNIPPET_CONTEXT = 70  # characters either side of a match in an abstract
 
@@ -253,44 +252,3 @@ class Interests:
             else:
                 wanted.append((text, stems))
         return cls(wanted=wanted, excluded=excluded, texts=tuple(text for text, _ in wanted))
-
-
-def match_papers(
-    index: PaperIndex,
-    interests: Sequence[str],
-    *,
-    limit: int,
-    exclude_paper_ids: set[int] | frozenset[int] = frozenset(),
-) -> list[Match]:
-    """Rank the indexed papers for one subscriber and keep the top `limit`.
-
-    A paper's score adds, for each interest that matched it, the weight of the best field
-    it matched in; so a title hit outranks an abstract hit, and two interests outrank one.
-    Upvotes break ties. Papers in `exclude_paper_ids` (already sent) never come back.
-    """
-    parsed = Interests.parse(interests)
-    excluded: set[int] = set(exclude_paper_ids)
-    for stems in parsed.excluded:
-        excluded.update(index.lookup(stems))
-
-    found: dict[int, list[tuple[str, Hit]]] = defaultdict(list)
-    for phrase, stems in parsed.wanted:
-        for paper_id, hit in index.lookup(stems).items():
-            if paper_id not in excluded:
-                found[paper_id].append((phrase, hit))
-
-    def rank_key(item: tuple[int, list[tuple[str, Hit]]]) -> tuple[int, int, int]:
-        paper_id, hits = item
-        score = sum(FIELD_WEIGHTS[h.field] for _, h in hits)
-        return (score, index.papers[paper_id].upvotes, -paper_id)
-
-    ranked = sorted(found.items(), key=rank_key, reverse=True)[:limit]
-    matches: list[Match] = []
-    for paper_id, hits in ranked:
-        # The strongest reason first: title before keywords before abstract.
-        hits.sort(key=lambda ph: -FIELD_WEIGHTS[ph[1].field])
-        reasons = [index.snippet(paper_id, phrase, hit) for phrase, hit in hits]
-        matches.append(
-            Match(paper_id=paper_id, score=float(rank_key((paper_id, hits))[0]), reasons=reasons)
-        )
-    return matches
