@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 # The edition's date; the background papers are spread over the days before it.
 EDITION_DATE = dt.date(2026, 3, 10)
-BACKGROUND_DAYS = 29  # within digest.matching.vectors.BACKGROUND_DAYS (30)
+BACKGROUND_DAYS = 29  # within digest.matching.candidates.BACKGROUND_DAYS (30)
 # A synthetic background vector: a real one plus isotropic noise of this norm, normalised.
 # 0.3 keeps its similarity to unrelated papers near the real 0.49 ± 0.08 (0.47 ± 0.08)
 # and its similarity to the paper it copies at about 0.96.
@@ -223,7 +223,8 @@ def insert_subscribers(args: argparse.Namespace, rng: random.Random, pop: Popula
     """
     from bench.synthetic import IntentPicker, make_intents, make_subscribers
     from digest.matching.embedding import embed_texts, text_key, to_bytes
-    from digest.matching.vectors import intent_words, subscriber_texts
+    from digest.matching.vectors import subscriber_texts
+    from digest.matching.words import intent_words
     from subscriptions.models import Subscriber
 
     people = make_subscribers(rng, args.subscribers, weekly_rate=0.0)
@@ -367,7 +368,7 @@ class MatchClock:
     """Where edition_match's time goes, without a profiler: the product's steps, timed.
 
     Wraps, for the duration, the functions edition_match calls by name (module globals of
-    digest.matching.candidates and digest.matching.batching, the scorer's and the item INSERT's
+    digest.matching's candidates, chunks and batching, the scorer's and the item INSERT's
     methods). Items are written on a second thread while the next chunk is scored, so
     `write_items` overlaps the others; `other` is what the scoring thread spends besides
     (reading the chunk's deliveries, turning matches into rows, waiting for the writer).
@@ -378,12 +379,13 @@ class MatchClock:
     def __init__(self) -> None:
         import digest.matching.batching
         import digest.matching.candidates
+        import digest.matching.chunks
         from digest.matching.scorer import EditionScorer
 
         self.seconds = dict.fromkeys(self.STEPS, 0.0)
         self.targets: list[tuple[Any, str]] = [
             (digest.matching.candidates, "already_sent_papers"),
-            (digest.matching.batching, "load_readers"),
+            (digest.matching.chunks, "load_readers"),
             (EditionScorer, "rank_many"),
             (digest.matching.batching, "write_chunk"),
         ]
@@ -678,8 +680,9 @@ def score_only(edition: Any, figures: Figures) -> None:
     edition exists, so nothing was sent before: the already-sent query, timed within the
     match, is left out here.
     """
-    from digest.matching.batching import MATCH_CHUNK, cycle_collector_paused
+    from digest.matching.batching import MATCH_CHUNK
     from digest.matching.candidates import EditionPapers
+    from digest.matching.chunks import cycle_collector_paused
     from digest.matching.readers import load_readers
     from subscriptions.models import Subscriber
 
@@ -703,7 +706,7 @@ def score_only(edition: Any, figures: Figures) -> None:
                 chunk, scorer_for=papers.scorer, papers=papers.feedback_papers, exclude={}
             )
             t1 = time.perf_counter()
-            for found in scorer.rank_many([one.reader for one in loaded]):
+            for found in scorer.rank_many(loaded):
                 figures.scored_items += len(found)
                 figures.scored_matched += bool(found)
             t2 = time.perf_counter()

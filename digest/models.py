@@ -200,7 +200,7 @@ class DeliveryPaper(models.Model):
     # day's matching writes hundreds of thousands of rows, each paying for every index.
     # No database-level foreign keys either: checking them, two lookups per row at commit,
     # cost more than writing the rows (3.7 s against 2.0 s for 400,000 on PostgreSQL).
-    # Integrity holds without them: items are written only by digest.matching.batching, in the
+    # Integrity holds without them: items are written only by digest.matching.chunks, in the
     # transaction that locks their delivery, for papers of the edition; deleting a delivery
     # or a paper goes through Django, whose CASCADE deletes their items.
     delivery = models.ForeignKey(

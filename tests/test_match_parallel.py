@@ -12,15 +12,10 @@ from typing import Any
 import pytest
 
 import digest.matching.batching
-from digest.matching import edition_match, subscriber_preview
-from digest.matching.batching import (
-    SKIP_NOTHING_MATCHED,
-    ReasonsEncoder,
-    score_chunk,
-    scoring_processes,
-    write_chunk,
-)
+from digest.matching import SKIP_NOTHING_MATCHED, edition_match, subscriber_preview
+from digest.matching.batching import scoring_processes
 from digest.matching.candidates import EditionPapers
+from digest.matching.chunks import ReasonsEncoder, score_chunk, write_chunk
 from digest.matching.embedding import text_key
 from digest.matching.keywords import Interests
 from digest.matching.vectors import subscriber_texts, subscribers_embed

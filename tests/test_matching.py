@@ -13,7 +13,9 @@ import numpy as np
 
 from digest.matching.embedding import DIMENSIONS
 from digest.matching.keywords import Interests, PaperIndex, phrase_stems
-from digest.matching.scorer import EditionScorer, Reader
+from digest.matching.readers import Reader
+from digest.matching.scorer import Background, EditionScorer, PaperSet
+from digest.matching.sentences import PaperVectors
 from tests.fake_papers import FakePaper as P
 
 DIFFUSION_TITLE = P(
@@ -53,19 +55,16 @@ EDITION = [DIFFUSION_TITLE, DIFFUSION_ABSTRACT, DIFFUSION_KEYWORDS, RL_SURVEY, R
 
 def keyword_scorer(papers: list[P]) -> EditionScorer:
     """A scorer of `papers` without background: keyword evidence alone."""
+    vectors = np.zeros((len(papers), DIMENSIONS), dtype=np.float32)
     none = np.zeros((0, DIMENSIONS), dtype=np.float32)
-    return EditionScorer(
-        index=PaperIndex.build(papers),
+    edition = PaperSet(
         paper_ids=[p.id for p in papers],
-        vectors=np.zeros((len(papers), DIMENSIONS), dtype=np.float32),
-        units=np.zeros((len(papers), DIMENSIONS), dtype=np.float32),
-        unit_starts=np.arange(len(papers)),
+        index=PaperIndex.build(papers),
+        vectors=PaperVectors(vectors, vectors, np.arange(len(papers))),
         upvotes=[p.upvotes for p in papers],
-        background=none,
-        background_units=none,
-        background_unit_starts=np.zeros(0, dtype=np.int64),
-        background_index=PaperIndex.build(papers),
     )
+    nothing = PaperVectors(none, none, np.zeros(0, dtype=np.int64))
+    return EditionScorer(edition, Background(PaperIndex.build(papers), nothing))
 
 
 def rank(

@@ -13,7 +13,10 @@ import pytest
 
 from digest.matching.embedding import DIMENSIONS, normalise
 from digest.matching.keywords import PaperIndex
-from digest.matching.scorer import MIN_BACKGROUND, EditionScorer, Reader, sentence_terms
+from digest.matching.readers import Reader
+from digest.matching.scorer import MIN_BACKGROUND, Background, EditionScorer, PaperSet
+from digest.matching.sentences import PaperVectors
+from digest.matching.words import sentence_terms
 from tests.fake_papers import FakePaper as P
 
 RNG = np.random.default_rng(7)
@@ -46,18 +49,17 @@ def scorer(
     bg_papers = BACKGROUND[:background] + papers
     bg_vectors = np.vstack([BACKGROUND_VECTORS[:background], *vectors])
     # One "sentence" per paper: its own vector, so both views of a paper agree.
-    return EditionScorer(
-        index=PaperIndex.build(papers),
+    edition = PaperSet(
         paper_ids=[p.id for p in papers],
-        vectors=np.vstack(vectors),
-        units=np.vstack(vectors),
-        unit_starts=np.arange(len(vectors)),
+        index=PaperIndex.build(papers),
+        vectors=PaperVectors(np.vstack(vectors), np.vstack(vectors), np.arange(len(vectors))),
         upvotes=[p.upvotes for p in papers],
-        background=bg_vectors,
-        background_units=bg_vectors,
-        background_unit_starts=np.arange(len(bg_vectors)),
-        background_index=PaperIndex.build(bg_papers),
     )
+    usual = Background(
+        index=PaperIndex.build(bg_papers),
+        vectors=PaperVectors(bg_vectors, bg_vectors, np.arange(len(bg_vectors))),
+    )
+    return EditionScorer(edition, usual)
 
 
 VIDEO_QA = P(1, "Answering Questions about Long Videos", "A video question answering model.")

@@ -1,207 +1,63 @@
-"""Matching an edition a chunk of deliveries at a time: score the chunk, then write it.
+"""Spreading an edition's matching over processes, or over Celery tasks.
 
-Scoring only reads: the chunk's subscribers, their vectors and feedback, ranked by the
-edition's shared scorer into rows ready to insert. Writing happens in a transaction that
-first locks the chunk's deliveries still queued and unmatched (skipping rows another
-matcher holds), and writes only those: two matchers running at once never give anyone
-a digest twice, at worst they score a chunk twice.
+An edition's deliveries are matched a chunk at a time (chunks.py: score, then write),
+MATCH_CHUNK readers at most. Two ways run the chunks:
 
-Because scoring does not hold the lock, the work spreads over the machine's cores:
-`ChunkScorer` scores chunks in processes forked from the run (they inherit the edition's
-scorer, built once), and `ChunkWriter` writes each scored chunk on a second thread, with
-its own database connection, while the next ones are scored. Inside an open transaction
-(an evaluation, a test) another connection would not see its rows, so there everything
-runs on the caller's connection, in order.
+- **Celery chunk tasks** (the hourly run in production): `edition_chunks` cuts the
+  unmatched deliveries into chunks, one `match_chunk_task` each, and `chunk_match`
+  scores and writes a chunk in whichever worker process takes it. A worker process keeps
+  its scorers from chunk to chunk and run to run (candidates.py); the parallelism is the
+  workers' processes, and nothing here forks (a prefork worker's processes are daemonic
+  and may not have children).
+- **In one process** (`edition_match`: `run_daily`, a replay, an evaluation): chunks are
+  scored in processes forked from the run (`ChunkScorer`; they inherit the edition's
+  scorer, built once, and hand back the phrases they learned), while a second thread
+  (`ChunkWriter`), with its own database connection, writes each scored chunk as the
+  next ones are scored.
+
+Either way a chunk is scored with Python's cycle collector paused
+(chunks.cycle_collector_paused): scoring allocates hundreds of thousands of small
+objects, none in cycles, and the collector walked every live object over and over.
+
+What that costs and saves, measured at 100,000 readers against 50 papers on a 2-core
+machine (bench/README.md): scored in one process, matching took about 13 s; with the
+forked scorers and the writing thread, 8–9 s, so they save about 4–5 s. Pausing the
+collector saved a further 2–6 s (15–19 s before). Their costs: a fork per run, whose
+children touch their working memory afresh (about 280 MB each at their peak); no
+embedding in a child (the parent's onnxruntime session does not survive a fork, so a
+reader whose vectors are stale is deferred and scored in the parent); a second database
+connection for the writer; and inside an open transaction (an evaluation, a test),
+where another connection would not see its rows, none of it: everything runs on the
+caller's connection, in order. If every matching moves to Celery tasks, the fork and
+the thread can go with `edition_match`; the paused collector stays with the chunk.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import gc
 import math
 import multiprocessing
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import connection, connections
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from subscriptions.models import Subscriber
 
 from ..lookups import ints
-from ..models import Delivery, DeliveryPaper, Edition
+from ..models import Delivery, Edition
 from .candidates import EditionPapers
-from .keywords import Match, Reason
-from .readers import LoadedReader, load_readers
-from .scorer import EditionScorer, LearnedPhrases, Reader
-from .trending import NONE, ONLY, with_trending
-from .windows import delivery_window
-
-SKIP_NOTHING_MATCHED = "nothing matched their topics"
-SKIP_NO_PAPERS = "no new papers to send"
-
-ItemRow = tuple[int, int, int, float, Any]  # delivery, paper, rank, score, encoded reasons
+from .chunks import ReasonsEncoder, ScoredChunk, WrittenChunk, score_chunk, write_chunk
 
 MATCH_CHUNK = 2000  # readers scored and written together: bigger saves little, costs memory
 # An hourly run's few thousand readers are cut finer, so every scoring process gets a
 # share (two chunks each at least) rather than one process scoring a last short chunk
 # alone; not below this, where a chunk's fixed queries would start to show.
 MATCH_CHUNK_MIN = 250
-
-
-@dataclass
-class ScoredChunk:
-    """A chunk's outcome, before it is written: item rows and each delivery's fate."""
-
-    deliveries: list[int] = field(default_factory=list)  # those scored
-    items: list[ItemRow] = field(default_factory=list)
-    matched: list[int] = field(default_factory=list)
-    skipped: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    # Not scored here: readers whose vectors must be made first (see ChunkScorer).
-    deferred: list[int] = field(default_factory=list)
-    asked: int = 0  # deliveries the chunk was made of
-    # A forked scorer's phrases new since the fork, by frequency: the run's own scorer
-    # takes them, so the next run's processes (forked from it) start knowing them.
-    learned: dict[str, LearnedPhrases] = field(default_factory=dict)
-
-    @property
-    def settled(self) -> int:
-        """Deliveries this chunk is done with (all but the deferred)."""
-        return self.asked - len(self.deferred)
-
-
-@dataclass
-class WrittenChunk:
-    """What a chunk's write did: the deliveries it matched or skipped (those it held)."""
-
-    matched: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-
-
-def skip_reason(matches: Sequence[Match], reader: Reader, scorer: EditionScorer) -> str:
-    """Why a reader gets no digest, or "" if they get one."""
-    if matches:
-        return ""
-    if reader.trending != NONE or not scorer.inside(reader.window).any():
-        return SKIP_NO_PAPERS
-    return SKIP_NOTHING_MATCHED
-
-
-class ReasonsEncoder:
-    """Reasons as the database stores them; equal reasons (one shared tuple) encoded once."""
-
-    def __init__(self) -> None:
-        self.field = DeliveryPaper._meta.get_field("reasons")
-        # By identity: the scorer hands out one shared tuple for equal reasons, and hashing
-        # nested tuples of text costs more than the encoding saves. Each entry holds its
-        # tuple, so an id is never reused while it is in here.
-        self._encoded: dict[int, tuple[Sequence[Reason], Any]] = {}
-
-    def __call__(self, reasons: Sequence[Reason]) -> Any:
-        known = self._encoded.get(id(reasons))
-        if known is not None:
-            return known[1]
-        encoded = self.field.get_db_prep_save([r.as_dict() for r in reasons], connection)
-        self._encoded[id(reasons)] = (reasons, encoded)
-        return encoded
-
-
-@contextmanager
-def cycle_collector_paused() -> Iterator[None]:
-    """Scoring a chunk allocates hundreds of thousands of small objects that reference
-    counting frees (none form cycles); meanwhile Python's cycle collector would walk every
-    live object again and again, a fifth of the scoring's time. It resumes after."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def score_chunk(
-    delivery_ids: Sequence[int],
-    queued: Any,
-    papers: EditionPapers,
-    encode: ReasonsEncoder,
-    *,
-    embed_stale: bool = True,
-) -> ScoredChunk:
-    """Rank the readers of these deliveries (those still in `queued`), reading only.
-
-    With `embed_stale=False`, readers whose vectors are stale are not scored but
-    `deferred`: only the matching's own process embeds.
-    """
-    with cycle_collector_paused():
-        return _score_chunk(delivery_ids, queued, papers, encode, embed_stale)
-
-
-def _score_chunk(
-    delivery_ids: Sequence[int],
-    queued: Any,
-    papers: EditionPapers,
-    encode: ReasonsEncoder,
-    embed_stale: bool,
-) -> ScoredChunk:
-    chunk = ScoredChunk(asked=len(delivery_ids))
-    rows = (
-        queued.filter(id__in_ints=ints(delivery_ids))
-        .order_by()
-        .values_list("subscriber_id", "id", "covers_from", "covers_until")
-    )
-    by_subscriber: dict[int, int] = {}
-    bounds: dict[int, tuple[dt.datetime | None, dt.datetime]] = {}
-    for subscriber_id, delivery_id, covers_from, covers_until in rows:
-        by_subscriber[subscriber_id] = delivery_id
-        if covers_until is not None:  # an hourly run's delivery: it covers a window
-            bounds[subscriber_id] = (covers_from, covers_until)
-    if not by_subscriber:
-        return chunk
-    loaded = load_readers(
-        list(by_subscriber),
-        scorer_for=papers.scorer,
-        papers=papers.feedback_papers,
-        exclude=papers.sent_before(),
-        embed_stale=embed_stale,
-    )
-    chunk.deliveries = [by_subscriber[one.subscriber_id] for one in loaded]
-    if len(loaded) < len(by_subscriber):
-        scored = {one.subscriber_id for one in loaded}
-        chunk.deferred = [d for s, d in by_subscriber.items() if s not in scored]
-    by_frequency: dict[str, list[LoadedReader]] = defaultdict(list)
-    for one in loaded:
-        if one.subscriber_id in bounds:
-            covers_from, covers_until = bounds[one.subscriber_id]
-            one.reader.window = delivery_window(
-                covers_from=covers_from, covers_until=covers_until, frequency=one.frequency
-            )
-        by_frequency[one.frequency].append(one)
-    for frequency, group in by_frequency.items():
-        scorer = papers.scorer(frequency)
-        readers = [one.reader for one in group]
-        to_rank = [reader for reader in readers if reader.trending != ONLY]
-        ranked = iter(scorer.rank_many(to_rank))
-        topics = [[] if reader.trending == ONLY else next(ranked) for reader in readers]
-        digests = with_trending(papers.trending(frequency), readers, topics)
-        for one, matches in zip(group, digests, strict=True):
-            delivery_id = by_subscriber[one.subscriber_id]
-            reason = skip_reason(matches, one.reader, scorer)
-            if reason:
-                chunk.skipped[reason].append(delivery_id)
-                continue
-            chunk.matched.append(delivery_id)
-            chunk.items.extend(
-                (delivery_id, m.paper_id, rank, m.score, encode(m.reasons))
-                for rank, m in enumerate(matches, start=1)
-            )
-    return chunk
 
 
 # What forked scorers inherit: the chunk's queryset, the edition's papers, the encoder,
@@ -287,80 +143,6 @@ class ChunkScorer:
         for start in range(0, len(deferred), size):
             again = deferred[start : start + size]
             yield score_chunk(again, self.queued, self.papers, self.encode)
-
-
-class _ItemInsert:
-    """Item rows written many a statement: model instances would cost more than the
-    scoring at hundreds of thousands of rows a day.
-
-    On PostgreSQL through COPY, which skips a statement's parse, plan and executor start
-    per row: at 100,000 readers (420,000 rows) the writing thread had become the
-    matching's bottleneck. COPY has no ON CONFLICT, and needs none: items are written
-    only in the transaction that locks their deliveries still unmatched, so none exist
-    yet for them (a conflict would be a bug, and rolls the chunk back whole).
-    """
-
-    BATCH = 5000
-    NAMES = ("delivery", "paper", "rank", "score", "reasons")
-
-    def __init__(self) -> None:
-        meta = DeliveryPaper._meta
-        quote = connection.ops.quote_name
-        column = {f.name: str(f.column) for f in meta.concrete_fields}
-        self.table = quote(meta.db_table)
-        self.columns = ", ".join(quote(column[n]) for n in self.NAMES)
-        self.sql = (
-            f"INSERT INTO {self.table} ({self.columns}) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
-        )
-
-    def __call__(self, rows: Sequence[ItemRow]) -> None:
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                with cursor.cursor.copy(f"COPY {self.table} ({self.columns}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-                return
-            for start in range(0, len(rows), self.BATCH):
-                cursor.executemany(self.sql, rows[start : start + self.BATCH])
-
-
-_insert_items = _ItemInsert()
-
-
-def write_chunk(chunk: ScoredChunk) -> WrittenChunk:
-    """Write a scored chunk for the deliveries this transaction can lock still unmatched."""
-    written = WrittenChunk()
-    if not chunk.deliveries:
-        return written
-    now = timezone.now()
-    with transaction.atomic():
-        held = set(
-            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(id__in_ints=ints(chunk.deliveries), status=Delivery.Status.QUEUED)
-            .filter(matched_at__isnull=True)
-            .order_by()
-            .values_list("id", flat=True)
-        )
-        if not held:
-            return written
-        everything = len(held) == len(chunk.deliveries)
-        items = chunk.items if everything else [r for r in chunk.items if r[0] in held]
-        matched = chunk.matched if everything else [d for d in chunk.matched if d in held]
-        _insert_items(items)
-        # One UPDATE per outcome rather than one per row: the rows share their matched_at,
-        # and there are only a few skip reasons.
-        if matched:
-            Delivery.objects.filter(id__in_ints=ints(matched)).update(matched_at=now)
-        written.matched = len(matched)
-        for reason, ids in chunk.skipped.items():
-            mine = [d for d in ids if d in held]
-            if mine:
-                Delivery.objects.filter(id__in_ints=ints(mine)).update(
-                    matched_at=now, status=Delivery.Status.SKIPPED, skip_reason=reason
-                )
-                written.skipped[reason] = len(mine)
-    return written
 
 
 class ChunkWriter:

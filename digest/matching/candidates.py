@@ -1,10 +1,15 @@
-"""An edition's candidate papers, scored once per run, whoever is matched against them."""
+"""The papers matching draws on, and the scorer built of them, kept while they are unchanged.
+
+An edition's candidates (the papers its readers may get), the background (recent papers
+that say what is usual), and which candidates each reader had already: read and scored
+once per run, whoever is matched against them.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import OrderedDict, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db.models import Count, Max, Min, Q, QuerySet
@@ -12,11 +17,19 @@ from django.db.models import Count, Max, Min, Q, QuerySet
 from subscriptions.models import Subscriber
 
 from ..models import Delivery, DeliveryPaper, Edition, Paper
+from .keywords import PaperIndex
 from .readers import FeedbackPapers
-from .scorer import EditionScorer
+from .scorer import Background, EditionScorer, PaperSet
+from .sentences import PaperVectors
 from .trending import TrendingList
-from .vectors import background_papers, edition_scorer, recent_papers
+from .vectors import paper_matrix, paper_units, papers_embed
 from .windows import first_digest_from, oldest_covered
+
+# The background: the recent papers that say what is usual (the z-scores' reference, and
+# how common a phrase is), the last BACKGROUND_DAYS' papers, BACKGROUND_MAX at most.
+BACKGROUND_DAYS = 30
+BACKGROUND_MAX = 400
+BACKGROUND_UNITS_SAMPLE = 120  # of them, whose titles' and sentences' vectors are used
 
 
 def candidate_papers(edition: Edition, frequency: str) -> QuerySet[Paper]:
@@ -98,6 +111,57 @@ def already_sent_papers(
     for subscriber_id, paper_id in rows.values_list("delivery__subscriber_id", "paper_id"):
         sent[subscriber_id].add(paper_id)
     return sent
+
+
+def recent_papers(date: dt.date) -> QuerySet[Paper]:
+    """The background's papers (see `background_papers`), unread."""
+    return Paper.objects.filter(
+        batch_date__range=(date - dt.timedelta(days=BACKGROUND_DAYS), date)
+    ).order_by("-batch_date", "-upvotes", "id")[:BACKGROUND_MAX]
+
+
+def background_papers(
+    date: dt.date, *, on_progress: Callable[[int, int], None] | None = None
+) -> list[Paper]:
+    """The recent papers that say what is usual: the last month's, the newest first.
+
+    The day's own papers are among them, so embedding these embeds the edition too.
+    """
+    recent = list(recent_papers(date))
+    papers_embed(recent, on_progress=on_progress)
+    return recent
+
+
+def edition_scorer(papers: Sequence[Paper], background: Sequence[Paper]) -> EditionScorer:
+    """A scorer of `papers` (embedded here if they are not yet) against `background`."""
+    papers_embed(papers)
+    units, starts = paper_units(papers)
+    # Per-reader z-scores of sentence-level closeness need a background of sentences too;
+    # a sample of the recent papers is plenty for a mean and a spread, and keeps matching
+    # many readers cheap.
+    sample = list(background)[:: max(1, len(background) // BACKGROUND_UNITS_SAMPLE)]
+    bg_units, bg_starts = paper_units(sample)
+    edition = PaperSet(
+        paper_ids=[p.id for p in papers],
+        index=PaperIndex.build(papers),
+        vectors=PaperVectors(paper_matrix(papers), units, starts),
+        upvotes=[p.upvotes for p in papers],
+        seen=[p.first_seen_at.timestamp() for p in papers],
+        listed=[p.batch_date.toordinal() for p in papers],
+    )
+    usual = Background(
+        index=PaperIndex.build(background),
+        vectors=PaperVectors(paper_matrix(background), bg_units, bg_starts),
+    )
+    return EditionScorer(edition, usual)
+
+
+def recent_papers_embed(
+    date: dt.date, *, on_progress: Callable[[int, int], None] | None = None
+) -> None:
+    """Embed the recent papers of `date` (the edition's among them) ahead of matching, so
+    a caller can show the slow part's progress: `on_progress(done, total)`."""
+    background_papers(date, on_progress=on_progress)
 
 
 class _ScorerCache:

@@ -1,4 +1,4 @@
-"""Keyword phrases: which of an edition's papers each of a reader's phrases is in, and where.
+"""The keyword signal: which of an edition's papers each of a reader's phrases is in, and where.
 
 An interest is a keyword phrase: consecutive words, matched case-insensitively after
 stemming ("diffusion models" matches "Diffusion Model"), in the title, HF's ai_keywords or
@@ -7,29 +7,35 @@ the abstract. A phrase starting with "-" excludes every paper that contains it.
 The papers of an edition are indexed once (`PaperIndex`), and each distinct phrase is
 looked up once per edition and cached, so matching thousands of subscribers costs about
 as much as the distinct phrases they typed, not subscribers × papers.
+
+A hit is evidence by where it is (title > HF keywords > abstract) times how specific the
+phrase is: its inverse document frequency over the recent papers, so a phrase found in
+half the papers counts for little and one found in two counts fully.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import NamedTuple, Protocol
+from typing import Any, Protocol
 
+import numpy as np
 import snowballstemmer
 
 # Where a phrase matched, best first; the weight ranks a title hit above a keyword hit
-# above an abstract hit.
+# above an abstract hit (a paper's best hit, and the order of its reasons).
 FIELD_WEIGHTS: dict[str, int] = {"title": 4, "keywords": 2, "abstract": 1}
-
-SNIPPET_CONTEXT = 70  # characters either side of a match in an abstract
+# A hit's keyword evidence by where it is, before the phrase's specificity.
+KEYWORD_FIELD = {"title": 1.0, "keywords": 0.8, "abstract": 0.45}
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STEMMER = snowballstemmer.stemmer("english")
 # Separates ai_keywords in the indexed text so a phrase never spans two keywords.
-_KEYWORD_SEPARATOR = " ; "
+KEYWORD_SEPARATOR = " ; "
 
 
 @lru_cache(maxsize=200_000)
@@ -60,38 +66,6 @@ class Hit:
     field: str
     start: int  # character offsets of the matched words in that field's text
     end: int
-
-
-class Reason(NamedTuple):
-    """Why a paper is in a digest: which interest matched, where, and the words around it.
-
-    A tuple, so it hashes cheaply: the reasons of a day's items are shared and counted."""
-
-    interest: str
-    field: str
-    before: str
-    match: str
-    after: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "interest": self.interest,
-            "field": self.field,
-            "before": self.before,
-            "match": self.match,
-            "after": self.after,
-        }
-
-
-class Match(NamedTuple):
-    """A paper chosen for a reader, its score, and why (strongest reason first).
-
-    A tuple rather than a dataclass: matching makes hundreds of thousands of them a day,
-    and equal reasons are one shared tuple."""
-
-    paper_id: int
-    score: float
-    reasons: Sequence[Reason]
 
 
 @dataclass
@@ -127,7 +101,7 @@ def _index_field(text: str) -> _Field:
 
 
 def _keywords_text(keywords: Iterable[str]) -> str:
-    return _KEYWORD_SEPARATOR.join(k for k in keywords if isinstance(k, str))
+    return KEYWORD_SEPARATOR.join(k for k in keywords if isinstance(k, str))
 
 
 @dataclass
@@ -182,44 +156,6 @@ class PaperIndex:
                     return Hit(field=name, start=f.spans[i][0], end=f.spans[i + n - 1][1])
         return None
 
-    def snippet(self, paper_id: int, interest: str, hit: Hit) -> Reason:
-        text = self.papers[paper_id].fields[hit.field].text
-        if hit.field == "keywords":
-            # Show the one keyword that matched, not the whole list.
-            lo = text.rfind(_KEYWORD_SEPARATOR, 0, hit.start)
-            hi = text.find(_KEYWORD_SEPARATOR, hit.end)
-            lo = 0 if lo < 0 else lo + len(_KEYWORD_SEPARATOR)
-            hi = len(text) if hi < 0 else hi
-        elif hit.field == "abstract":
-            lo, hi = _word_window(text, hit.start, hit.end, SNIPPET_CONTEXT)
-        else:
-            lo, hi = 0, len(text)
-        before = text[lo : hit.start]
-        after = text[hit.end : hi]
-        if hit.field == "abstract":
-            before = ("…" if lo > 0 else "") + before.lstrip()
-            after = after.rstrip() + ("…" if hi < len(text) else "")
-        return Reason(
-            interest=interest,
-            field=hit.field,
-            before=before,
-            match=text[hit.start : hit.end],
-            after=after,
-        )
-
-
-def _word_window(text: str, start: int, end: int, context: int) -> tuple[int, int]:
-    """Widen [start, end) by about `context` characters each side, on word boundaries."""
-    lo = max(0, start - context)
-    if lo > 0:
-        space = text.find(" ", lo, start)
-        lo = space + 1 if space >= 0 else lo
-    hi = min(len(text), end + context)
-    if hi < len(text):
-        space = text.rfind(" ", end, hi)
-        hi = space if space >= 0 else hi
-    return lo, hi
-
 
 @lru_cache(maxsize=100_000)
 def _parse_phrase(phrase: str) -> tuple[bool, str, tuple[str, ...]]:
@@ -252,3 +188,29 @@ class Interests:
             else:
                 wanted.append((text, stems))
         return cls(wanted=wanted, excluded=excluded, texts=tuple(text for text, _ in wanted))
+
+
+def specificity(
+    stems: tuple[str, ...], background: PaperIndex, *, enough_background: bool
+) -> float:
+    """1 for a phrase in one or two recent papers, falling towards 0 as it gets common.
+
+    Without `enough_background` (too few papers to say what is common) every phrase
+    counts fully."""
+    total = len(background.papers)
+    if total <= 2 or not enough_background:
+        return 1.0
+    df = max(len(background.lookup(stems)), 1)
+    return max(0.0, min(1.0, math.log(total / df) / math.log(total / 2)))
+
+
+def phrase_evidence(
+    index: PaperIndex, position: dict[int, int], stems: tuple[str, ...], specificity: float
+) -> tuple[np.ndarray[Any, np.dtype[np.bool_]], np.ndarray[Any, np.dtype[np.float32]]]:
+    """Per paper (by `position`): whether the phrase is in it, and its keyword evidence."""
+    hits = np.zeros(len(position), dtype=bool)
+    evidence = np.zeros(len(position), dtype=np.float32)
+    for paper_id, hit in index.lookup(stems).items():
+        hits[position[paper_id]] = True
+        evidence[position[paper_id]] = KEYWORD_FIELD[hit.field] * specificity
+    return hits, evidence

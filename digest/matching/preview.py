@@ -9,8 +9,8 @@ from subscriptions.models import Subscriber
 
 from ..mail import DigestItem
 from ..models import Edition, Paper
-from .batching import skip_reason
 from .candidates import EditionPapers, already_sent_papers, candidate_papers
+from .chunks import skip_reason
 from .readers import readers_for
 from .trending import ONLY, with_trending
 

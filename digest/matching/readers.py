@@ -1,4 +1,4 @@
-"""Readers for matching: each subscriber's vectors and feedback, loaded in bulk.
+"""Readers for matching: each subscriber's topics, vectors and feedback, loaded in bulk.
 
 Matching a hundred thousand subscribers must not read a hundred thousand full rows of
 vectors. A subscriber's sentence vector is stored apart (`intent_vector`) from their
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.db.models import BinaryField, F, Func, Value
@@ -25,8 +25,36 @@ from ..lookups import ints
 from ..models import Feedback, Paper
 from .embedding import ROW_BYTES, from_bytes, text_key
 from .keywords import Interests
-from .scorer import EditionScorer, Reader
-from .vectors import stored_intent_terms, subscribers_embed
+from .sentences import Matrix
+from .vectors import subscribers_embed
+from .windows import Window
+from .words import stored_intent_terms
+
+if TYPE_CHECKING:
+    from .scorer import EditionScorer
+
+
+@dataclass
+class Reader:
+    """What matching needs to know of one subscriber: the one shape of a reader, made
+    from a stored row (`load_readers`) or a subscriber in memory (`readers_for`)."""
+
+    key: int
+    interests: Sequence[str]
+    limit: int
+    intent: Matrix | None = None  # one row, or None without a sentence
+    # The sentence's distinct stemmed words (`sentence_terms`); () without a sentence.
+    intent_terms: Sequence[str] = ()
+    phrase_vectors: dict[str, Matrix] = field(default_factory=dict)  # phrase -> row
+    liked: Matrix | None = None  # rows of papers they want more like
+    liked_titles: Sequence[str] = ()
+    disliked: Matrix | None = None
+    exclude_paper_ids: set[int] | frozenset[int] = frozenset()
+    parsed: Interests | None = None  # `interests` parsed, when the loader has done it
+    # The papers this digest covers (see windows.py); None: every paper of the scorer.
+    window: Window | None = None
+    trending: str = "none"  # Subscriber.Trending, as it applies (none, few, only)
+    frequency: str = "daily"
 
 
 class FirstRow(Func):
@@ -56,13 +84,6 @@ class FeedbackPapers:
         for paper_id, title, row in found:
             if row:
                 self.rows[paper_id] = (from_bytes(row)[0], title)
-
-
-@dataclass(frozen=True)
-class LoadedReader:
-    subscriber_id: int
-    frequency: str
-    reader: Reader
 
 
 def _feedback(
@@ -156,7 +177,8 @@ def readers_for(
 
 @dataclass
 class _Stored:
-    """What a subscriber's row says, with the vectors that were read."""
+    """A subscriber's row as read, while its vectors may still come (a stale reader's
+    remade, unknown phrases' fetched); each becomes a Reader."""
 
     frequency: str
     interests: list[str]
@@ -176,7 +198,7 @@ def load_readers(
     papers: FeedbackPapers,
     exclude: dict[int, set[int]],
     embed_stale: bool = True,
-) -> list[LoadedReader]:
+) -> list[Reader]:
     """Readers of stored subscribers, reading as little as matching needs (see above).
 
     `scorer_for(frequency)` is the scorer a subscriber of that frequency is matched by: a
@@ -230,24 +252,20 @@ def load_readers(
 
     given = _feedback(list(stored), papers)
     return [
-        LoadedReader(
-            subscriber_id=subscriber_id,
+        _reader(
+            subscriber_id,
+            interests=row.interests,
+            parsed=row.parsed,
+            intent=row.intent,
+            words=row.words,
+            intent_vector=row.intent_vector,
+            phrase_vectors=row.phrase_vectors,
+            limit=row.limit,
+            feedback=given.get(subscriber_id),
+            papers=papers,
+            exclude=exclude.get(subscriber_id, set()),
+            trending=row.trending,
             frequency=row.frequency,
-            reader=_reader(
-                subscriber_id,
-                interests=row.interests,
-                parsed=row.parsed,
-                intent=row.intent,
-                words=row.words,
-                intent_vector=row.intent_vector,
-                phrase_vectors=row.phrase_vectors,
-                limit=row.limit,
-                feedback=given.get(subscriber_id),
-                papers=papers,
-                exclude=exclude.get(subscriber_id, set()),
-                trending=row.trending,
-                frequency=row.frequency,
-            ),
         )
         for subscriber_id, row in sorted(stored.items())
     ]

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 from django.conf import settings
 
-from .keywords import Match, Reason
-from .scorer import EditionScorer, Reader
+from .readers import Reader
+from .reasons import Match, Reason
+from .scorer import EditionScorer
 
 NONE, FEW, ONLY = "none", "few", "only"  # Subscriber.Trending's values
 TRENDING = "trending"  # a Reason's field for a trending pick

@@ -1,4 +1,4 @@
-"""Stored sentence vectors: papers once each, subscribers once per edit, read in bulk.
+"""Stored sentence vectors: papers once each, subscribers once per edit.
 
 Embedding is the slow part (about a tenth of a second per abstract on a CPU), so nothing
 is embedded twice: a paper keeps its vector, and a subscriber's vectors carry a key of
@@ -7,24 +7,19 @@ the texts they were made from and are remade only when those texts change.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from django.db.models import QuerySet
 
 from subscriptions.models import Subscriber
 
 from ..models import Paper
 from .embedding import DIMENSIONS, embed_texts, from_bytes, text_key, to_bytes
-from .keywords import Interests, PaperIndex
-from .scorer import EditionScorer, sentence_terms
+from .keywords import Interests
+from .words import intent_words
 
-BACKGROUND_DAYS = 30
-BACKGROUND_MAX = 400
-BACKGROUND_UNITS_SAMPLE = 120
 EMBED_BATCH_PAPERS = 8
 
 
@@ -86,19 +81,6 @@ def subscriber_texts(subscriber: Subscriber) -> tuple[str, list[str]]:
     return subscriber.intent.strip(), wanted
 
 
-def intent_words(intent: str) -> str:
-    """A sentence's BM25 words as stored (space-separated): stemming a hundred thousand
-    sentences every morning would cost a second; it is done once per edit instead."""
-    return " ".join(sentence_terms(intent))
-
-
-def stored_intent_terms(intent: str, words: str) -> tuple[str, ...]:
-    """The sentence's words from their stored form, or made now if not stored yet."""
-    if not intent.strip():
-        return ()
-    return tuple(words.split(" ")) if words else sentence_terms(intent)
-
-
 def subscribers_embed(subscribers: Sequence[Subscriber], *, save: bool = True) -> int:
     """(Re)make the vectors of subscribers whose sentence or topics changed.
 
@@ -135,54 +117,3 @@ def subscribers_embed(subscribers: Sequence[Subscriber], *, save: bool = True) -
             batch_size=500,
         )
     return len(stale)
-
-
-def recent_papers(date: dt.date) -> QuerySet[Paper]:
-    """The background's papers (see `background_papers`), unread."""
-    return Paper.objects.filter(
-        batch_date__range=(date - dt.timedelta(days=BACKGROUND_DAYS), date)
-    ).order_by("-batch_date", "-upvotes", "id")[:BACKGROUND_MAX]
-
-
-def background_papers(
-    date: dt.date, *, on_progress: Callable[[int, int], None] | None = None
-) -> list[Paper]:
-    """The recent papers that say what is usual: the last month's, the newest first.
-
-    The day's own papers are among them, so embedding these embeds the edition too.
-    """
-    recent = list(recent_papers(date))
-    papers_embed(recent, on_progress=on_progress)
-    return recent
-
-
-def edition_scorer(papers: Sequence[Paper], background: Sequence[Paper]) -> EditionScorer:
-    papers_embed(papers)
-    units, starts = paper_units(papers)
-    # Per-reader z-scores of sentence-level closeness need a background of sentences too;
-    # a sample of the recent papers is plenty for a mean and a spread, and keeps matching
-    # many readers cheap.
-    sample = list(background)[:: max(1, len(background) // BACKGROUND_UNITS_SAMPLE)]
-    bg_units, bg_starts = paper_units(sample)
-    return EditionScorer(
-        index=PaperIndex.build(papers),
-        paper_ids=[p.id for p in papers],
-        vectors=paper_matrix(papers),
-        units=units,
-        unit_starts=starts,
-        upvotes=[p.upvotes for p in papers],
-        background=paper_matrix(background),
-        background_units=bg_units,
-        background_unit_starts=bg_starts,
-        background_index=PaperIndex.build(background),
-        seen=[p.first_seen_at.timestamp() for p in papers],
-        listed=[p.batch_date.toordinal() for p in papers],
-    )
-
-
-def recent_papers_embed(
-    date: dt.date, *, on_progress: Callable[[int, int], None] | None = None
-) -> None:
-    """Embed the recent papers of `date` (the edition's among them) ahead of matching, so
-    a caller can show the slow part's progress: `on_progress(done, total)`."""
-    background_papers(date, on_progress=on_progress)
