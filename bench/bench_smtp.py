@@ -88,6 +88,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--rounds", type=int, default=1, help="sends per side, alternating peer/Paperboy (1)"
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic data")
+    parser.add_argument(
+        "--paperboy-only",
+        action="store_true",
+        help="skip the peer (no ratio): for profiling or tuning Paperboy's side",
+    )
     parser.add_argument("--papers", type=int, default=50, help="papers in Paperboy's edition")
     parser.add_argument(
         "--postgres",
@@ -540,29 +545,38 @@ def run(args: argparse.Namespace, stack: ExitStack) -> Figures:
     stack.callback(close_django_connections)
     owed = prepare_paperboy(args, timings)
 
-    with phase("peer venv", timings):
-        python = ensure_peer_venv(Path(args.peer_venv))
-    recreate_database(args.postgres, PEER_DB)
-    if not args.keep_dbs:
-        stack.callback(drop_database, args.postgres, PEER_DB)
-    env = peer_env(args, sink.port)
-    with phase("peer setup", timings):
-        seeded = run_peer(
-            python,
-            env,
-            *("setup", "--messages", str(args.messages), "--seed", str(args.seed)),
-            *("--target-bytes", str(round(owed.mean_bytes)), "--date", edition_date().isoformat()),
-        )
+    if args.paperboy_only:
+        python, env, seeded = Path(), {}, {"articles": 0}
+    else:
+        with phase("peer venv", timings):
+            python = ensure_peer_venv(Path(args.peer_venv))
+        recreate_database(args.postgres, PEER_DB)
+        if not args.keep_dbs:
+            stack.callback(drop_database, args.postgres, PEER_DB)
+        env = peer_env(args, sink.port)
+        with phase("peer setup", timings):
+            seeded = run_peer(
+                python,
+                env,
+                *("setup", "--messages", str(args.messages), "--seed", str(args.seed)),
+                *(
+                    "--target-bytes",
+                    str(round(owed.mean_bytes)),
+                    "--date",
+                    edition_date().isoformat(),
+                ),
+            )
 
     peer_runs: list[SideRun] = []
     paperboy_runs: list[SideRun] = []
     peer_sizes: list[float] = []
     for round_no in range(1, args.rounds + 1):
-        log(f"round {round_no}/{args.rounds}: the peer")
         before = sink.messages()
-        peer_run, peer_bytes = peer_send(python, env, sink)
-        peer_runs.append(peer_run)
-        peer_sizes.append(peer_bytes)
+        if not args.paperboy_only:
+            log(f"round {round_no}/{args.rounds}: the peer")
+            peer_run, peer_bytes = peer_send(python, env, sink)
+            peer_runs.append(peer_run)
+            peer_sizes.append(peer_bytes)
         log(f"round {round_no}/{args.rounds}: Paperboy")
         if round_no > 1:
             reset_paperboy(owed)
@@ -572,7 +586,7 @@ def run(args: argparse.Namespace, stack: ExitStack) -> Figures:
         n=args.messages,
         peer=peer_runs,
         paperboy=paperboy_runs,
-        peer_mean_bytes=statistics.fmean(peer_sizes),
+        peer_mean_bytes=statistics.fmean(peer_sizes) if peer_sizes else 0.0,
         paperboy_mean_bytes=owed.mean_bytes,
         peer_articles=int(seeded["articles"]),
         timings=timings,

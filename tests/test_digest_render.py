@@ -198,6 +198,20 @@ def test_a_header_with_a_line_break_is_refused(alice: Subscriber) -> None:
         message.message()
 
 
+def test_a_part_holding_the_next_boundary_gets_another(alice: Subscriber) -> None:
+    """Boundaries follow a per-process prefix a reader can see in any digest, so scraped
+    text could carry the next one; the message must still split into its two parts."""
+    seen = PrebuiltEmail(subject="s", text="t", html="h", to=alice.email, headers={})
+    boundary = parsed(seen.message().as_bytes()).get_boundary()
+    prefix, _, serial = boundary.rstrip("=").rpartition(".")
+    hostile = "\n".join(f"--{prefix}.{int(serial) + n}==" for n in range(1, 4))
+    message = PrebuiltEmail(subject="s", text=hostile, html=hostile, to=alice.email, headers={})
+    mine = parsed(message.message().as_bytes())
+    assert mine.get_boundary() not in hostile
+    assert [p.get_content_type() for p in mine.iter_parts()] == ["text/plain", "text/html"]
+    assert [_lines(p.get_content()) for p in mine.iter_parts()] == [hostile.split("\n")] * 2
+
+
 def _lines(text: str) -> list[str]:
     return text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n").split("\n")
 

@@ -13,6 +13,7 @@ rather than the bytes, and the test backend see an ordinary message.
 from __future__ import annotations
 
 import binascii
+import itertools
 import re
 import secrets
 from collections.abc import Mapping
@@ -61,7 +62,7 @@ def _part(text: str, subtype: str) -> bytes:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     data = text.encode("utf-8")
-    if max(map(len, data.split(b"\n"))) > LINE_LIMIT:
+    if len(data) > LINE_LIMIT and max(map(len, data.split(b"\n"))) > LINE_LIMIT:
         encoding = "quoted-printable"
         data = binascii.b2a_qp(data, istext=True)
     else:
@@ -77,8 +78,15 @@ def _part(text: str, subtype: str) -> bytes:
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
 
 
-def _address(address: str) -> str:
-    if _PLAIN_ADDRESS.fullmatch(address):
+def is_plain_address(address: str) -> bool:
+    """An ASCII local@domain with nothing to quote, encode or parse."""
+    return _PLAIN_ADDRESS.fullmatch(address) is not None
+
+
+def header_address(address: str) -> str:
+    """The address as Django's sanitize_address writes it (in a header or the SMTP
+    envelope), parsing only what is not a plain ASCII address."""
+    if is_plain_address(address):
         return address  # what sanitize_address would return, without parsing it
     return _sanitised(address)
 
@@ -88,6 +96,21 @@ def _sanitised(address: str) -> str:
     # Django's own rules (IDNA domains, encoded display names, no line breaks); the From
     # recurs on every message, so it is worked out once.
     return sanitize_address(address, "utf-8")
+
+
+# Boundaries: a random prefix drawn once per process, then a counter. Drawing 12 random
+# bytes for every message was a system call a digest; a boundary need only be absent
+# from the message's parts, and since a reader sees the prefix in every digest, each
+# boundary is checked against the parts (scraped text could hold one on purpose).
+_BOUNDARY_PREFIX = f"===============pb{secrets.token_hex(8)}"
+_boundary_serial = itertools.count()
+
+
+def _boundary(*parts: str) -> str:
+    boundary = f"{_BOUNDARY_PREFIX}.{next(_boundary_serial)}=="
+    while any(boundary in part for part in parts):
+        boundary = f"===============pb{secrets.token_hex(12)}=="
+    return boundary
 
 
 class _Serialised:
@@ -125,16 +148,16 @@ class PrebuiltEmail(EmailMultiAlternatives):
         return self._serialised
 
     def _bytes(self) -> bytes:
-        boundary = f"===============pb{secrets.token_hex(12)}=="
+        html = str(self.alternatives[0][0])
+        boundary = _boundary(str(self.body), html)
         head = [
             f'Content-Type: multipart/alternative; boundary="{boundary}"',
             "MIME-Version: 1.0",
             f"Subject: {_header_value(str(self.subject))}",
-            f"From: {_address(self.from_email)}",
-            f"To: {', '.join(_address(a) for a in self.to)}",
+            f"From: {header_address(self.from_email)}",
+            f"To: {', '.join(header_address(a) for a in self.to)}",
         ]
         head += [f"{name}: {_header_value(str(v))}" for name, v in self.extra_headers.items()]
-        html = str(self.alternatives[0][0])
         separator = f"\r\n--{boundary}\r\n".encode("ascii")
         return b"".join(
             (

@@ -11,9 +11,8 @@ a server without PIPELINING gets smtplib's own exchange.
 from __future__ import annotations
 
 import contextlib
-import re
 import smtplib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -21,9 +20,9 @@ from django.core.mail import EmailMessage
 from django.core.mail.backends import smtp
 from django.core.mail.message import sanitize_address
 
+from .mime import header_address, is_plain_address
+
 CRLF = b"\r\n"
-# A line that starts with "." is sent with one more (RFC 5321 4.5.2), as smtplib does.
-_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 class EmailBackend(smtp.EmailBackend):
@@ -37,8 +36,9 @@ class EmailBackend(smtp.EmailBackend):
         if not connection.has_extn("pipelining"):
             return bool(super()._send(email_message))  # type: ignore[misc]  # not in the stubs
         encoding = email_message.encoding or settings.DEFAULT_CHARSET
-        sender = sanitize_address(email_message.from_email, encoding)
-        recipients = [sanitize_address(a, encoding) for a in email_message.recipients()]
+        address = header_address if encoding.lower() == "utf-8" else _sanitizer(encoding)
+        sender = address(email_message.from_email)
+        recipients = [address(a) for a in email_message.recipients()]
         # Django's MIME classes take linesep, as its own backend passes it.
         mime: Any = email_message.message()
         data: bytes = mime.as_bytes(linesep="\r\n")
@@ -57,8 +57,8 @@ def send_pipelined(
     """One message in two round trips; raises what smtplib.SMTP.sendmail raises, and
     leaves the connection as it would (reset after a refusal, closed after a 421)."""
     size = f" SIZE={len(data)}" if connection.has_extn("size") else ""
-    envelope = [f"MAIL FROM:{smtplib.quoteaddr(sender)}{size}"]
-    envelope += [f"RCPT TO:{smtplib.quoteaddr(r)}" for r in recipients]
+    envelope = [f"MAIL FROM:{_quoted(sender)}{size}"]
+    envelope += [f"RCPT TO:{_quoted(r)}" for r in recipients]
     envelope.append("DATA")
     connection.send(("\r\n".join(envelope) + "\r\n").encode("ascii"))
 
@@ -90,10 +90,22 @@ def send_pipelined(
         raise smtplib.SMTPDataError(*done)
 
 
+def _quoted(address: str) -> str:
+    # smtplib.quoteaddr parses the address again; a plain one is its own answer.
+    return f"<{address}>" if is_plain_address(address) else smtplib.quoteaddr(address)
+
+
+def _sanitizer(encoding: str) -> Callable[[str], str]:
+    return lambda address: sanitize_address(address, encoding)
+
+
 def _content(data: bytes) -> bytes:
     """The message as DATA sends it: dots doubled, CRLF-ended, then the lone dot."""
-    if data.startswith(b".") or b"\n." in data:  # rare: spare the regex's pass otherwise
-        data = _LEADING_DOT.sub(b"..", data)
+    # Every line but the first follows a LF. (Not rare: an HTML part's CSS has lines
+    # that start with ".".)
+    data = data.replace(b"\n.", b"\n..")
+    if data.startswith(b"."):
+        data = b"." + data
     if not data.endswith(CRLF):
         data += CRLF
     return data + b"." + CRLF
