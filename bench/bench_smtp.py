@@ -304,7 +304,7 @@ def start_paperboy_sends(edition: Edition, processes: int = WORKER_PROCESSES) ->
     nothing is owed. Returns what it queued, for the log."""
     from django.db import transaction
 
-    from digest.tasks import start_senders
+    from digest.queueing import start_senders
 
     with transaction.atomic():
         count = start_senders(edition_id=edition.id, count=processes)

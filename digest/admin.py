@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -17,7 +18,7 @@ from django.utils.safestring import mark_safe
 from .edition_progress import edition_progress
 from .mail import deliveries_requeue
 from .models import Delivery, DeliveryPaper, Edition, Feedback, Paper, ScrapeRun
-from .tasks import start_senders
+from .queueing import start_senders
 
 
 @admin.register(Paper)
@@ -29,6 +30,17 @@ class PaperAdmin(admin.ModelAdmin[Paper]):
     readonly_fields = ("first_seen_at", "updated_at")
     # A URL typed without a scheme means https (Django 6's default, chosen now).
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+
+def _status_column(status: Delivery.Status, description: str) -> Callable[[Any, Edition], str]:
+    """A column of the editions' list: how many deliveries have `status`, linked to them."""
+
+    @admin.display(description=description, ordering=f"_{status.value}")
+    def column(model_admin: EditionAdmin, obj: Edition) -> str:
+        count = model_admin._count(obj, status.value)
+        return model_admin._deliveries_link(obj, status, count)
+
+    return column
 
 
 @admin.register(Edition)
@@ -134,25 +146,11 @@ class EditionAdmin(admin.ModelAdmin[Edition]):
     def papers(self, obj: Edition) -> int:
         return int(getattr(obj, "_papers", 0))
 
-    @admin.display(ordering="_sent")
-    def sent(self, obj: Edition) -> str:
-        return self._deliveries_link(obj, Delivery.Status.SENT, self._count(obj, "sent"))
-
-    @admin.display(ordering="_skipped")
-    def skipped(self, obj: Edition) -> str:
-        return self._deliveries_link(obj, Delivery.Status.SKIPPED, self._count(obj, "skipped"))
-
-    @admin.display(ordering="_failed")
-    def failed(self, obj: Edition) -> str:
-        return self._deliveries_link(obj, Delivery.Status.FAILED, self._count(obj, "failed"))
-
-    @admin.display(ordering="_queued")
-    def queued(self, obj: Edition) -> str:
-        return self._deliveries_link(obj, Delivery.Status.QUEUED, self._count(obj, "queued"))
-
-    @admin.display(description="Sending now (or interrupted)")
-    def sending(self, obj: Edition) -> str:
-        return self._deliveries_link(obj, Delivery.Status.SENDING, self._count(obj, "sending"))
+    sent = _status_column(Delivery.Status.SENT, "Sent")
+    skipped = _status_column(Delivery.Status.SKIPPED, "Skipped")
+    failed = _status_column(Delivery.Status.FAILED, "Failed")
+    queued = _status_column(Delivery.Status.QUEUED, "Queued")
+    sending = _status_column(Delivery.Status.SENDING, "Sending now (or interrupted)")
 
     @admin.display(description="Why skipped")
     def skip_reasons(self, obj: Edition) -> str:

@@ -24,7 +24,7 @@ from subscriptions.models import Subscriber
 
 from .mail import RenderedEmail, build_message, digest_headers, render_digest_for
 from .matching import subscriber_preview
-from .planning import due_frequencies, latest_paper_date
+from .planning import due_frequencies, latest_stored_date
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ RECEIVING = (Subscriber.Status.ACTIVE, Subscriber.Status.PAUSED)
 
 
 def default_digest_date() -> dt.date:
-    return latest_paper_date() or timezone.now().date()
+    return latest_stored_date() or timezone.now().date()
 
 
 # --- Preview ----------------------------------------------------------------------------

@@ -30,8 +30,9 @@ from .sources.base import SourceError
 LOOKBACK_DAYS = 7
 
 
-def latest_papers_date(*, today: dt.date | None = None) -> dt.date | None:
-    """The most recent day (today or up to a week back) on which Hugging Face has papers.
+def latest_listing_date(*, today: dt.date | None = None) -> dt.date | None:
+    """The most recent day (today or up to a week back) on which Hugging Face lists papers:
+    a request per day tried. `planning.latest_stored_date` reads the database instead.
 
     Weekends are passed over without a request: Hugging Face publishes no batch then.
     A source that cannot be reached raises SourceError at the first request.
@@ -46,6 +47,19 @@ def latest_papers_date(*, today: dt.date | None = None) -> dt.date | None:
 
 def default_sources() -> tuple[str, ...]:
     return ("hf", "arxiv") if settings.PAPERBOY_ARXIV_ENABLED else ("hf",)
+
+
+@dataclass(frozen=True)
+class Listeners:
+    """What a caller hears while a run prepares: the scrape's result, then (done, total)
+    of the two slow parts, embedding new papers and matching."""
+
+    scraped: Callable[[ScrapeResult], None] | None = None
+    embedding: Callable[[int, int], None] | None = None
+    matching: Callable[[int, int], None] | None = None
+
+
+NO_LISTENERS = Listeners()
 
 
 @dataclass
@@ -69,25 +83,23 @@ def edition_prepare(
     date: dt.date,
     sources: Sequence[str] | None = None,
     scrape: bool = True,
-    on_scraped: Callable[[ScrapeResult], None] | None = None,
-    on_embed_progress: Callable[[int, int], None] | None = None,
-    on_match_progress: Callable[[int, int], None] | None = None,
     match: bool = True,
+    listeners: Listeners = NO_LISTENERS,
 ) -> Prepared:
     """Scrape the day's papers, plan the edition and choose every delivery's papers.
 
     The papers are embedded (once each) before matching, so a caller can show progress
-    of the slow parts: `on_embed_progress` and `on_match_progress` get (done, total).
-    With `match=False` the deliveries are only planned: Celery matches them in chunks.
+    of the slow parts (`Listeners`). With `match=False` the deliveries are only planned:
+    Celery matches them in chunks.
     """
     scraped = scrape_papers(date=date, sources=sources or default_sources()) if scrape else None
-    if scraped is not None and on_scraped:
-        on_scraped(scraped)
-    recent_papers_embed(date, on_progress=on_embed_progress)
+    if scraped is not None and listeners.scraped:
+        listeners.scraped(scraped)
+    recent_papers_embed(date, on_progress=listeners.embedding)
     edition = edition_plan(date=date)
     matching = MatchSummary()
     if match:
-        matching = edition_match(edition=edition, on_progress=on_match_progress)
+        matching = edition_match(edition=edition, on_progress=listeners.matching)
     return Prepared(edition=edition, scrape=scraped, matching=matching)
 
 
@@ -96,13 +108,11 @@ def run_prepare(
     now: dt.datetime | None = None,
     sources: Sequence[str] | None = None,
     scrape: bool = True,
-    on_scraped: Callable[[ScrapeResult], None] | None = None,
-    on_embed_progress: Callable[[int, int], None] | None = None,
-    on_match_progress: Callable[[int, int], None] | None = None,
     match: bool = True,
+    listeners: Listeners = NO_LISTENERS,
 ) -> HourlyRun:
     """The run of this hour: scrape the last listing days, plan every digest owed by now
-    and choose each one's papers (see `edition_prepare` for the callbacks).
+    and choose each one's papers (`listeners` as for `edition_prepare`).
 
     If the sources cannot be read, the digests owed are still planned and matched from
     the papers already stored (`scrape_error` says why): the papers the sources could not
@@ -115,15 +125,15 @@ def run_prepare(
             scraped = scrape_recent(today=today, sources=sources or default_sources())
         except SourceError as exc:
             error = str(exc)
-        if scraped is not None and on_scraped:
-            on_scraped(scraped)
+        if scraped is not None and listeners.scraped:
+            listeners.scraped(scraped)
     # The cutoff is taken after the scrape, so what it stored is inside this run's windows.
     cutoff = now or timezone.now()
-    recent_papers_embed(cutoff.date(), on_progress=on_embed_progress)
+    recent_papers_embed(cutoff.date(), on_progress=listeners.embedding)
     edition = run_plan(now=cutoff)
     matching = MatchSummary()
     if edition is not None and match:
-        matching = edition_match(edition=edition, on_progress=on_match_progress)
+        matching = edition_match(edition=edition, on_progress=listeners.matching)
     return HourlyRun(edition=edition, scrape=scraped, matching=matching, scrape_error=error)
 
 

@@ -52,21 +52,9 @@ HF_FIELDS = (
 ARXIV_FIELDS = ("title", "abstract", "authors", "published_at")
 # These keep their stored value when a record has nothing for them: HF adds ai_keywords and
 # ai_summary hours after a paper is listed, and one answer that lacks them (or a GitHub
-# link) must not erase what an earlier answer gave.
-KEEP_IF_EMPTY = frozenset(
-    {
-        "abstract",
-        "authors",
-        "published_at",
-        "ai_keywords",
-        "ai_summary",
-        "github_repo",
-        "github_stars",
-        "project_page",
-        "thumbnail",
-        "listed_at",
-    }
-)
+# link) must not erase what an earlier answer gave. Every field but those a record always
+# carries (its title, its day, its counts, its source).
+KEEP_IF_EMPTY = frozenset(HF_FIELDS) - {"title", "batch_date", "upvotes", "num_comments", "source"}
 REFRESH_FIELDS = ("upvotes", "num_comments")
 # What HF adds hours after listing a paper: a refresh fills them in if they were missing
 # (matching counts the summary's words), and never changes one already there.

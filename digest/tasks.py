@@ -23,29 +23,12 @@ from django.utils import timezone
 
 from .daily import edition_prepare, run_prepare
 from .mail import lapsed_release, owed_now, owed_send
-from .matching import chunk_match, edition_chunks
+from .matching import chunk_match
 from .models import Delivery, Edition
+from .queueing import start_matchers, start_senders
 
 # Below an hour, so a run held up past its hour does not lock the next one out.
 RUN_LOCK_SECONDS = 50 * 60
-
-
-def start_senders(*, edition_id: int | None = None, count: int | None = None) -> int:
-    """Queue `count` drains (PAPERBOY_SEND_TASKS) once the caller's rows are committed;
-    each takes batches until nothing is owed, so more drains only means more hands."""
-    count = count or settings.PAPERBOY_SEND_TASKS
-    for _ in range(count):
-        transaction.on_commit(lambda: send_owed_task.delay(edition_id))
-    return count
-
-
-def start_matchers(edition: Edition) -> int:
-    """Queue the edition's unmatched deliveries as chunk tasks, for every worker process
-    to take a share (once the caller's rows are committed)."""
-    chunks = edition_chunks(edition, processes=settings.PAPERBOY_MATCH_TASK_PROCESSES)
-    for chunk in chunks:
-        transaction.on_commit(lambda c=chunk: match_chunk_task.delay(edition.id, c))  # type: ignore[misc]
-    return len(chunks)
 
 
 @shared_task(name="digest.tasks.run_daily_task")

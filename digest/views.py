@@ -10,9 +10,9 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from subscriptions.manage import sent_delivery
 from subscriptions.tokens import BadToken, Purpose, make_token, subscriber_for_token
 
+from .deliveries import sent_delivery
 from .mail import render_digest
 
 # The page is the email's own HTML: no scripts, scraped text escaped by the template.
@@ -27,7 +27,7 @@ def digest_in_browser(request: HttpRequest, token: str) -> HttpResponse:
         subscriber, extra = subscriber_for_token(token, Purpose.DIGEST)
         edition_date = dt.date.fromisoformat(extra)
     except (BadToken, ValueError):
-        return render(request, "subscriptions/bad_link.html", status=400)
+        return render(request, "pages/bad_link.html", status=400)
     delivery = sent_delivery(subscriber=subscriber, edition_date=edition_date)
     if delivery is None:
         manage = reverse("subscriptions:manage", args=[make_token(subscriber, Purpose.MANAGE)])

@@ -36,7 +36,7 @@ def feedback(request: HttpRequest, token: str) -> HttpResponse:
     try:
         link = feedback_link_read(token=token)
     except BadToken:
-        return render(request, "subscriptions/bad_link.html", status=400)
+        return render(request, "pages/bad_link.html", status=400)
     manage_url = reverse("subscriptions:manage", args=[make_token(link.subscriber, Purpose.MANAGE)])
     try:
         paper = feedback_paper(link=link)

@@ -152,8 +152,10 @@ INSTALLED_APPS = [
     "anymail",
     "axes",
     "csp",
+    # Lowest first: digest reads subscriptions; pages use both (pages/__init__.py).
     "subscriptions",
     "digest",
+    "pages",
 ]
 
 MIDDLEWARE = [

@@ -18,5 +18,5 @@ urlpatterns = [
     path("papers/<str:day>/", views_papers.papers_day, name="papers_day"),
     path("feed/<str:key>.atom", views_feeds.feed_atom, name="feed_atom"),
     path("feed/<str:key>.json", views_feeds.feed_json, name="feed_json"),
-    path("", include("subscriptions.urls")),
+    path("", include("pages.urls")),
 ]

@@ -7,7 +7,7 @@ import datetime as dt
 import hashlib
 import hmac
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import quote
 
 from django.conf import settings
@@ -18,8 +18,11 @@ from django.utils.encoding import force_bytes
 from .models import Subscriber
 from .tokens import Purpose, make_token, signer, token_value
 
-if TYPE_CHECKING:
-    from digest.models import Paper
+
+class _Paper(Protocol):
+    """What a feedback link reads of a paper (digest's Paper has it)."""
+
+    arxiv_id: str
 
 
 def absolute(path: str) -> str:
@@ -56,7 +59,7 @@ def digest_url(subscriber: Subscriber, edition_date: dt.date) -> str:
     return absolute(digest_path(subscriber, edition_date))
 
 
-def feedback_url(subscriber: Subscriber, paper: Paper, value: int) -> str:
+def feedback_url(subscriber: Subscriber, paper: _Paper, value: int) -> str:
     """A digest's "more like this" (value > 0) or "less like this" link for one paper.
 
     The token signs the paper's arXiv id, which is public: no database id in the URL.

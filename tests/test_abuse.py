@@ -30,10 +30,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from digest.mail import render_digest_for
-from subscriptions import tasks
+from pages import tasks
+from pages.manage import MANAGE_LINK_PER_IP
 from subscriptions.forms import form_stamp
 from subscriptions.links import manage_url
-from subscriptions.manage import MANAGE_LINK_PER_IP
 from subscriptions.models import Subscriber
 from subscriptions.tokens import CONFIRM_MAX_AGE, Purpose, make_token
 from tests.conftest import EDITION_DATE

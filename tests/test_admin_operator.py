@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from digest.daily import edition_prepare, edition_send
 from digest.models import Delivery, DeliveryPaper, Edition, Paper
-from subscriptions.csv_import import MAX_IMPORT_BYTES
+from pages.csv_import import MAX_IMPORT_BYTES
 from subscriptions.models import EmailEvent, Subscriber
 from tests.conftest import EDITION_DATE
 from tests.mail import html_of, text_of

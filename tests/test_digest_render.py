@@ -203,11 +203,12 @@ def test_a_part_holding_the_next_boundary_gets_another(alice: Subscriber) -> Non
     text could carry the next one; the message must still split into its two parts."""
     seen = PrebuiltEmail(subject="s", text="t", html="h", to=alice.email, headers={})
     boundary = parsed(seen.message().as_bytes()).get_boundary()
+    assert boundary is not None
     prefix, _, serial = boundary.rstrip("=").rpartition(".")
     hostile = "\n".join(f"--{prefix}.{int(serial) + n}==" for n in range(1, 4))
     message = PrebuiltEmail(subject="s", text=hostile, html=hostile, to=alice.email, headers={})
     mine = parsed(message.message().as_bytes())
-    assert mine.get_boundary() not in hostile
+    assert (mine.get_boundary() or hostile) not in hostile
     assert [p.get_content_type() for p in mine.iter_parts()] == ["text/plain", "text/html"]
     assert [_lines(p.get_content()) for p in mine.iter_parts()] == [hostile.split("\n")] * 2
 

@@ -16,12 +16,12 @@ from unittest import mock
 import pytest
 from django.test import Client
 
+from pages.manage import subscriber_settings_update
+from pages.signup import subscriber_signup
 from subscriptions.forms import SignupForm, form_stamp
 from subscriptions.intent import InvalidIntent, clean_intent
 from subscriptions.links import manage_url
-from subscriptions.manage import subscriber_settings_update
 from subscriptions.models import Subscriber
-from subscriptions.signup import subscriber_signup
 from subscriptions.tokens import Purpose, make_token
 from tests.conftest import EDITION_DATE
 
@@ -247,8 +247,8 @@ def test_a_bad_sentence_on_the_manage_page_is_shown_and_kept_not_saved(
 def test_the_preview_reads_the_sentence_being_typed(alice: Subscriber, client: Client) -> None:
     # The matcher decides what the sentence does; the preview must hand it the typed one.
     with (
-        mock.patch("subscriptions.manage.subscriber_preview", return_value=([], "")) as preview,
-        mock.patch("subscriptions.manage.latest_paper_date", return_value=EDITION_DATE),
+        mock.patch("pages.manage.subscriber_preview", return_value=([], "")) as preview,
+        mock.patch("pages.manage.latest_stored_date", return_value=EDITION_DATE),
     ):
         client.post(page_of(alice) + "/preview", settings_data(intent="speech on a phone"))
     draft = preview.call_args.kwargs["subscriber"]

@@ -19,11 +19,11 @@ import time_machine
 from django.core.cache import cache
 from django.test import Client
 
+from pages.signup import RESEND_PER_IP, SIGNUP_PER_IP
 from subscriptions import ratelimit
 from subscriptions.forms import form_stamp
 from subscriptions.models import Subscriber
 from subscriptions.ratelimit import Limit, RateLimited, check, client_key, cooldown, hit
-from subscriptions.signup import RESEND_PER_IP, SIGNUP_PER_IP
 from tests.own_cache import clear_test_cache
 from tests.smtp_server import Mailbox
 

@@ -16,7 +16,7 @@ from digest.matching.keywords import PaperIndex
 from digest.matching.readers import Reader
 from digest.matching.scorer import MIN_BACKGROUND, Background, EditionScorer, PaperSet
 from digest.matching.sentences import PaperVectors
-from digest.matching.words import sentence_terms
+from digest.matching.words import intent_terms_of
 from tests.fake_papers import FakePaper as P
 
 RNG = np.random.default_rng(7)
@@ -152,7 +152,7 @@ def test_the_limit_keeps_the_best() -> None:
         interests=["video understanding"],
         limit=2,
         intent=VIDEO,
-        intent_terms=sentence_terms("Video understanding"),
+        intent_terms=intent_terms_of("Video understanding"),
     )
     assert len(s.rank(reader)) == 2
 
@@ -168,15 +168,15 @@ def test_with_few_papers_known_the_keywords_decide_alone(background: int) -> Non
 
 def test_the_sentence_words_favour_papers_that_use_its_rarer_words() -> None:
     s = scorer(EDITION, EDITION_VECTORS)
-    terms = sentence_terms("Speech synthesis: text-to-speech models, and the speech they make")
+    terms = intent_terms_of("Speech synthesis: text-to-speech models, and the speech they make")
     assert terms.count("speech") == 1  # distinct stemmed words, in order
-    words = s.sentence_words(terms)
+    words = s.intent_word_scores(terms)
     assert int(np.argmax(words)) == EDITION.index(TTS)
     assert words[EDITION.index(TTS)] > 3  # far above the background papers
     # Words every background paper uses ("benchmark", "reasoning") tell papers apart little.
-    generic = s.sentence_words(sentence_terms("We benchmark reasoning"))
+    generic = s.intent_word_scores(intent_terms_of("We benchmark reasoning"))
     assert np.ptp(generic) < np.ptp(words)
-    assert not s.sentence_words(()).any()
+    assert not s.intent_word_scores(()).any()
 
 
 def test_many_readers_at_once_rank_as_each_alone() -> None:
@@ -191,7 +191,7 @@ def test_many_readers_at_once_rank_as_each_alone() -> None:
             interests=["speech"],
             limit=10,
             intent=SPEECH,
-            intent_terms=sentence_terms("Speech synthesis"),
+            intent_terms=intent_terms_of("Speech synthesis"),
             phrase_vectors={"speech": SPEECH},
         ),
         Reader(key=4, interests=["video"], limit=10, phrase_vectors=video, liked=VIDEO[None]),
@@ -210,7 +210,7 @@ def test_the_summary_s_words_count_for_the_sentence_but_not_for_phrases() -> Non
     summed = dataclasses.replace(plain, id=5, ai_summary="A streaming vocoder for speech.")
     vectors = [near(direction(7), 0.8, 4), near(direction(7), 0.8, 5)]
     s = scorer([plain, summed], vectors)
-    words = s.sentence_words(sentence_terms("Vocoders for speech"))
+    words = s.intent_word_scores(intent_terms_of("Vocoders for speech"))
     assert words[1] > words[0] + 1
     assert s.index.lookup(("vocod",)) == {}  # a phrase is matched in title, keywords, abstract
 
@@ -224,7 +224,7 @@ def test_an_edition_without_summaries_yet_is_weighed_against_the_usual_length() 
     ]
     s = scorer([paper], [near(SPEECH, 0.8, 6)])
     s.background_index = PaperIndex.build([*BACKGROUND, *wordy, paper])
-    s.sentence_words(("speech",))
+    s.intent_word_scores(("speech",))
     assert s._words is not None
     row = s._words.rows[s._words.slots["speech"]]
     assert row[0] == pytest.approx(row[-1])  # in the edition, and as the background's last

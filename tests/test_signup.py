@@ -23,10 +23,10 @@ from django.test import Client
 from django.utils import timezone
 
 from digest.models import Paper
+from pages.signup import Outcome, confirmation_send, signup_email_send
 from subscriptions.forms import SignupForm, form_stamp
 from subscriptions.links import manage_url
 from subscriptions.models import Subscriber
-from subscriptions.signup import Outcome, confirmation_send, signup_email_send
 from subscriptions.tokens import Purpose, make_token
 from tests.conftest import EDITION_DATE
 from tests.mail import html_of, text_of

@@ -19,10 +19,10 @@ from unittest import mock
 import pytest
 
 from digest.models import Paper
+from pages.signup import SIGNUP_PER_IP
 from subscriptions import ratelimit
 from subscriptions.models import Subscriber
 from subscriptions.ratelimit import client_key
-from subscriptions.signup import SIGNUP_PER_IP
 from subscriptions.tokens import Purpose, make_token
 from tests.conftest import EDITION_DATE
 from tests.mail import html_of, text_of

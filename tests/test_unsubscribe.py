@@ -134,9 +134,7 @@ def test_manage_page_escapes_topics(
 def test_manage_page_offers_to_unsubscribe_when_given_the_link(alice: Subscriber) -> None:
     # The form posts to the unsubscribe view, which takes its own signed token.
     url = unsubscribe_url(alice)
-    page = render_to_string(
-        "subscriptions/manage.html", {"subscriber": alice, "unsubscribe_url": url}
-    )
+    page = render_to_string("pages/manage.html", {"subscriber": alice, "unsubscribe_url": url})
     assert f'<form method="post" action="{url}">' in page
     assert ">Unsubscribe</button>" in page
 

@@ -512,8 +512,9 @@ class EspBatcher:
             elif error is not None:  # refused, with no status for this reader
                 recorder.failed(delivery, error, transient=False)
             else:
-                esp_id = getattr(status, "message_id", None)
-                recorder.sent(delivery.id, str(esp_id)[:255] if esp_id is not None else None)
+                recorder.sent(
+                    delivery.id, leases.stored_message_id(getattr(status, "message_id", None))
+                )
 
 
 @contextmanager

@@ -33,6 +33,15 @@ from django.utils import timezone
 from ..lookups import ints
 from ..models import Delivery
 
+# An ESP's id is stored as the delivery's message_id, cut to the column.
+MESSAGE_ID_MAX = Delivery._meta.get_field("message_id").max_length or 255
+
+
+def stored_message_id(esp_id: object | None) -> str | None:
+    """An ESP's message id as a delivery stores it; None when the ESP gave none."""
+    return str(esp_id)[:MESSAGE_ID_MAX] if esp_id is not None else None
+
+
 logger = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted while sending (the sender stopped); queued again"

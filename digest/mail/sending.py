@@ -58,6 +58,11 @@ READER_FIELDS = (
 )  # fmt: skip
 # Papers a sender keeps loaded between batches (a day's candidates are a few hundred).
 PAPERS_KEPT = 2000
+# A run's report keeps the first few errors' texts; its counts say how many there were.
+ERRORS_KEPT = 20
+# A failure's text as stored (the server's answer, with the exception's name): long enough
+# for any SMTP or ESP answer, short enough not to swamp the admin's list.
+ERROR_TEXT_MAX = 2000
 # A 429 without a Retry-After: how long every sender holds back.
 THROTTLE_PAUSE_S = 10.0
 
@@ -97,7 +102,7 @@ class BatchResult:
 
     def add(self, result: SendResult) -> None:
         self.counts[result.outcome] += 1
-        if result.error and len(self.errors) < 20:
+        if result.error and len(self.errors) < ERRORS_KEPT:
             self.errors.append(f"delivery {result.delivery_id}: {result.error}")
 
 
@@ -360,7 +365,7 @@ def _esp_id(message: EmailMessage) -> str | None:
     # An ESP's own id is what its webhooks will name; SMTP has only our Message-ID.
     status = getattr(message, "anymail_status", None)
     esp_id = getattr(status, "message_id", None) if status is not None else None
-    return str(esp_id)[:255] if esp_id is not None else None
+    return leases.stored_message_id(esp_id)
 
 
 class _Recorder:
@@ -415,7 +420,7 @@ class _Recorder:
     @leases.reconnecting
     def failed(self, delivery: _Owed, exc: BaseException, *, transient: bool) -> None:
         self.flush()
-        error = f"{type(exc).__name__}: {exc}"[:2000]
+        error = f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_MAX]
         held = leases.held(self.owner, [delivery.id])
         release = {"lease_owner": "", "lease_until": None}
         if transient and delivery.attempts < settings.PAPERBOY_MAX_SEND_ATTEMPTS:

@@ -33,8 +33,17 @@ _BREAK_BEFORE = re.compile(
 )
 
 
-@functools.lru_cache(maxsize=8192)
-def wrap_text(text: str, width: int = 72, indent: str = "", first: str | None = None) -> str:
+# Paragraphs wrapped once a process: a paper's title and summary recur in every digest
+# that shows them.
+WRAPPED_KEPT = 8192
+# The plain-text part's width: what mail clients show without wrapping again.
+TEXT_WIDTH = 72
+
+
+@functools.lru_cache(maxsize=WRAPPED_KEPT)
+def wrap_text(
+    text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None
+) -> str:
     """Wrap a paragraph for the plain-text part; `first` replaces the first line's indent.
 
     Long words (URLs) stay whole rather than break where a reader could not click them.

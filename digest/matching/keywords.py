@@ -38,7 +38,15 @@ _STEMMER = snowballstemmer.stemmer("english")
 KEYWORD_SEPARATOR = " ; "
 
 
-@lru_cache(maxsize=200_000)
+# Distinct words stemmed once a process: the edition's and the recent papers' vocabulary
+# (tens of thousands of words) fits with room to spare.
+STEMS_KEPT = 200_000
+# Distinct phrases stemmed once a process: every subscriber's, at a million subscribers
+# about as many as there are distinct phrases typed.
+PHRASES_KEPT = 100_000
+
+
+@lru_cache(maxsize=STEMS_KEPT)
 def stem(word: str) -> str:
     return str(_STEMMER.stemWord(word.lower()))
 
@@ -49,7 +57,7 @@ def text_stems(text: str) -> tuple[str, ...]:
 
 
 # Phrases repeat across subscribers ("diffusion"), so a phrase is stemmed once a process.
-phrase_stems = lru_cache(maxsize=100_000)(text_stems)
+phrase_stems = lru_cache(maxsize=PHRASES_KEPT)(text_stems)
 
 
 class PaperLike(Protocol):

@@ -16,6 +16,10 @@ import numpy as np
 
 from .sentences import Scores
 
+# Rows the phrase table starts with; it doubles as phrases arrive, so this only spares the
+# first few copies.
+INITIAL_PHRASES = 16
+
 
 class PhraseTable:
     """Each distinct phrase's signals over the edition's papers, one row per phrase.
@@ -28,10 +32,11 @@ class PhraseTable:
         self.slots: dict[tuple[tuple[str, ...], str], int] = {}
         self.by_text: dict[str, int] = {}  # the phrase as typed -> its row, the fast way in
         self.count = 0
-        self.hits = np.zeros((16, papers), dtype=bool)  # the phrase is in the paper
-        self.evidence = np.zeros((16, papers), dtype=np.float32)  # field x specificity
-        self.z = np.zeros((16, papers), dtype=np.float32)  # whole paper's closeness
-        self.z_units = np.zeros((16, papers), dtype=np.float32)  # closest sentence's
+        rows = INITIAL_PHRASES
+        self.hits = np.zeros((rows, papers), dtype=bool)  # the phrase is in the paper
+        self.evidence = np.zeros((rows, papers), dtype=np.float32)  # field x specificity
+        self.z = np.zeros((rows, papers), dtype=np.float32)  # whole paper's closeness
+        self.z_units = np.zeros((rows, papers), dtype=np.float32)  # closest sentence's
 
     def add(
         self,

@@ -43,7 +43,7 @@ class Reader:
     interests: Sequence[str]
     limit: int
     intent: Matrix | None = None  # one row, or None without a sentence
-    # The sentence's distinct stemmed words (`sentence_terms`); () without a sentence.
+    # The sentence's distinct stemmed words (`intent_terms_of`); () without a sentence.
     intent_terms: Sequence[str] = ()
     phrase_vectors: dict[str, Matrix] = field(default_factory=dict)  # phrase -> row
     liked: Matrix | None = None  # rows of papers they want more like
@@ -126,13 +126,13 @@ def _reader(
     sentence = from_bytes(intent_vector) if intent else None
     liked = [papers.rows[p] for p in (feedback or {}).get(1, []) if p in papers.rows]
     disliked = [papers.rows[p] for p in (feedback or {}).get(-1, []) if p in papers.rows]
-    has_sentence = sentence is not None and len(sentence) > 0
+    has_intent = sentence is not None and len(sentence) > 0
     return Reader(
         key=subscriber_id,
         interests=interests,
         limit=max(1, limit),
-        intent=sentence[0] if sentence is not None and has_sentence else None,
-        intent_terms=stored_intent_terms(intent, words) if has_sentence else (),
+        intent=sentence[0] if sentence is not None and has_intent else None,
+        intent_terms=stored_intent_terms(intent, words) if has_intent else (),
         phrase_vectors=dict(zip(phrases, from_bytes(phrase_vectors), strict=False)),
         liked=np.vstack([v for v, _ in liked]) if liked else None,
         liked_titles=[t for _, t in liked],

@@ -225,7 +225,7 @@ class EditionScorer:
             blocked = np.asarray(sorted(hit), dtype=np.int64)
         return _ParsedInterests(interests, interests.texts, blocked)
 
-    def sentence_words(self, terms: Sequence[str]) -> Scores:
+    def intent_word_scores(self, terms: Sequence[str]) -> Scores:
         """Per paper: BM25 of one sentence's words, as z-scores (words.py)."""
         return self.word_table().scores([terms])[0]
 
@@ -259,7 +259,7 @@ class EditionScorer:
                 + W_KEYWORD * evidence
             )
             threshold = np.full((len(batch.active), 1), THRESHOLD_KEYWORDS_ONLY, dtype=np.float32)
-            closeness = self._add_sentences(batch, score, threshold)
+            closeness = self._add_intent_closeness(batch, score, threshold)
             self._add_feedback(batch, score, blocked)
             score += self.upvote_bonus
             chosen = (score >= threshold) & ~blocked
@@ -306,7 +306,7 @@ class EditionScorer:
                 blocked[a] |= ~self.inside(readers[r].window)
         return blocked
 
-    def _add_sentences(
+    def _add_intent_closeness(
         self, batch: _Batch, score: np.ndarray[Any, Any], threshold: Scores
     ) -> dict[int, Scores]:
         """Add what each reader's sentence brings, by meaning and by words, and raise their

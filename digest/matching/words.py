@@ -23,9 +23,12 @@ from .sentences import Scores, zscores
 
 BM25_K1, BM25_B = 1.2, 0.75  # the usual BM25 constants: term saturation, length norm
 WORDS_REFERENCE_SAMPLE = 120  # background papers the words' z-scores are measured against
+# Rows the word table starts with; it doubles as words arrive, so this only spares the
+# first few copies.
+INITIAL_WORDS = 64
 
 
-def sentence_terms(intent: str) -> tuple[str, ...]:
+def intent_terms_of(intent: str) -> tuple[str, ...]:
     """The distinct stemmed words of a reader's sentence, its BM25 query. No stop-word
     list: a word most papers use ("models", "the") has an inverse document frequency near
     0 over the recent papers, so it counts for almost nothing."""
@@ -35,14 +38,14 @@ def sentence_terms(intent: str) -> tuple[str, ...]:
 def intent_words(intent: str) -> str:
     """A sentence's BM25 words as stored (space-separated): stemming a hundred thousand
     sentences every morning would cost a second; it is done once per edit instead."""
-    return " ".join(sentence_terms(intent))
+    return " ".join(intent_terms_of(intent))
 
 
 def stored_intent_terms(intent: str, words: str) -> tuple[str, ...]:
     """The sentence's words from their stored form, or made now if not stored yet."""
     if not intent.strip():
         return ()
-    return tuple(words.split(" ")) if words else sentence_terms(intent)
+    return tuple(words.split(" ")) if words else intent_terms_of(intent)
 
 
 class WordTable:
@@ -69,7 +72,7 @@ class WordTable:
         # Per word: its weight in each edition paper, then in each reference paper, in one
         # row, so a batch of sentences is summed in one pass.
         self.papers = len(paper_ids)
-        self.rows = np.zeros((64, self.papers + len(sample)), dtype=np.float32)
+        self.rows = np.zeros((INITIAL_WORDS, self.papers + len(sample)), dtype=np.float32)
 
     def slots_of(self, terms: Sequence[str]) -> list[int]:
         known = list(map(self.slots.get, terms))

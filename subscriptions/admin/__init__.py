@@ -1,5 +1,6 @@
-"""The operator's admin for subscribers: importing the modules registers their admins."""
+"""The admin of what ESPs report: importing the module registers its admin. The subscriber
+admin, which shows digests too, is in `pages.admin`."""
 
-from . import events, subscriber
+from . import events
 
-__all__ = ["events", "subscriber"]
+__all__ = ["events"]

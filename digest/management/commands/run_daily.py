@@ -12,11 +12,12 @@ from tqdm import tqdm
 
 from digest.daily import (
     HourlyRun,
+    Listeners,
     Prepared,
     edition_counts,
     edition_prepare,
     edition_send,
-    latest_papers_date,
+    latest_listing_date,
     next_due_time,
     run_prepare,
 )
@@ -63,7 +64,7 @@ class Command(BaseCommand):
         date: dt.date | str | None = options["date"]
         if date == "latest":
             self.stdout.write("Looking for the latest day with papers on Hugging Face…")
-            date = latest_papers_date()
+            date = latest_listing_date()
             if date is None:
                 raise CommandError(
                     f"No papers on {settings.PAPERBOY_HF_URL} in the last week; "
@@ -87,17 +88,12 @@ class Command(BaseCommand):
         # Each paper is read once (sentence vectors, about a third of a second each).
         reading = _Progress("  Reading papers", "paper", **show)
         matching = _Progress("  Matching", "reader", **show)
-        callbacks = {
-            "sources": options["source"],
-            "on_scraped": scraped,
-            "on_embed_progress": reading,
-            "on_match_progress": matching,
-        }
+        listeners = Listeners(scraped=scraped, embedding=reading, matching=matching)
         prepared: HourlyRun | Prepared
         if date is None:
-            prepared = run_prepare(**callbacks)
+            prepared = run_prepare(sources=options["source"], listeners=listeners)
         else:
-            prepared = edition_prepare(date=date, **callbacks)
+            prepared = edition_prepare(date=date, sources=options["source"], listeners=listeners)
         reading.close()
         matching.close()
         if prepared.scrape_error:
