@@ -23,16 +23,14 @@ from subscriptions.schedule import Schedule
 
 from .lookups import ints
 from .models import Delivery, Edition, Paper
+from .statistics import STATISTICS_AFTER_ROWS
 
 logger = logging.getLogger(__name__)
 
-# A run that plans this many deliveries or more refreshes the planner's statistics of
-# the table (PostgreSQL's ANALYZE samples it: a fraction of a second at a million rows).
-STATISTICS_AFTER_ROWS = 20_000
 
-
-def latest_paper_date() -> dt.date | None:
-    """The latest day that has papers: the edition a preview is most like."""
+def latest_stored_date() -> dt.date | None:
+    """The latest listing day among the papers stored here (no request): the edition a
+    preview is most like. `daily.latest_listing_date` asks Hugging Face instead."""
     latest: dt.date | None = Paper.objects.aggregate(latest=Max("batch_date"))["latest"]
     return latest
 
@@ -189,7 +187,8 @@ def _insert_deliveries(
         )
         if connection.vendor == "postgresql" and cursor.rowcount >= STATISTICS_AFTER_ROWS:
             # The run's matching and sending query these rows within minutes, before
-            # autovacuum would count them: plans made on the old counts can be wrong.
+            # autovacuum would count them: plans made on the old counts can be wrong
+            # (statistics.py).
             cursor.execute(f"ANALYZE {quote(meta.db_table)}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -66,3 +67,56 @@ def test_in_ints_filters_by_an_array_of_ids(make_subscriber: Callable[..., Subsc
     assert not Subscriber.objects.filter(id__in_ints=ints([])).exists()
     with pytest.raises(TypeError, match="ints"):
         list(Subscriber.objects.filter(id__in_ints=[a.id]))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bulk_write_of_items_refreshes_the_planner_statistics(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without statistics PostgreSQL read the whole item table for each sender's batch;
+    matching refreshes them once its rows have doubled the table since the last count."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's planner statistics")
+    from digest import statistics
+    from digest.models import DeliveryPaper
+
+    monkeypatch.setattr(statistics, "STATISTICS_AFTER_ROWS", 50)
+
+    def write(first: int, n: int) -> None:
+        DeliveryPaper.objects.bulk_create(
+            DeliveryPaper(delivery_id=i, paper_id=1, rank=1, score=1.0, reasons=[])
+            for i in range(first, first + n)
+        )
+        with connection.cursor() as cursor:
+            # A backend reports its writes to the statistics when next idle, at most once
+            # a second unless asked (PostgreSQL 15).
+            cursor.execute("SELECT pg_stat_force_next_flush()")
+
+    def refreshed(expected: bool) -> bool:
+        deadline = time.monotonic() + (10 if expected else 1.5)
+        while time.monotonic() < deadline:
+            if statistics.statistics_refresh(DeliveryPaper):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def counted() -> float:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
+                [DeliveryPaper._meta.db_table],
+            )
+            return float(cursor.fetchone()[0])
+
+    with connection.cursor() as cursor:  # counted afresh: earlier tests wrote here too
+        cursor.execute(f"ANALYZE {DeliveryPaper._meta.db_table}")
+    write(1, 40)  # fewer than the threshold: left to autovacuum
+    assert not refreshed(False)
+    write(1000, 200)  # never counted, and past the threshold
+    assert refreshed(True)
+    assert counted() == 240
+    write(5000, 100)  # less than the 240 counted: not stale yet
+    assert not refreshed(False)
+    write(6000, 200)  # 300 new rows against 240 counted
+    assert refreshed(True)
+    assert counted() == 540

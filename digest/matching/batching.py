@@ -49,7 +49,8 @@ from django.db.models import QuerySet
 from subscriptions.models import Subscriber
 
 from ..lookups import ints
-from ..models import Delivery, Edition
+from ..models import Delivery, DeliveryPaper, Edition
+from ..statistics import statistics_refresh
 from .candidates import EditionPapers
 from .chunks import ReasonsEncoder, ScoredChunk, WrittenChunk, score_chunk, write_chunk
 
@@ -240,6 +241,7 @@ def edition_match(
                 on_progress(done, len(pending))
     finally:
         count(writer.finish())
+    statistics_refresh(DeliveryPaper)  # the senders read these rows next
     return summary
 
 
@@ -272,6 +274,7 @@ def chunk_match(*, edition: Edition, delivery_ids: Sequence[int]) -> MatchSummar
     )
     papers = EditionPapers(edition, readers=readers)
     written = write_chunk(score_chunk(delivery_ids, queued, papers, ReasonsEncoder()))
+    statistics_refresh(DeliveryPaper)  # the senders read these rows next
     summary = MatchSummary(matched=written.matched)
     for reason, n in written.skipped.items():
         summary.skipped[reason] += n
