@@ -12,6 +12,7 @@ COPY pyproject.toml README.md ./
 COPY paperboy paperboy
 COPY subscriptions subscriptions
 COPY digest digest
+COPY pages pages
 RUN pip install --no-cache-dir --no-deps --no-build-isolation . && pip check
 COPY . .
 RUN useradd --create-home paperboy && mkdir -p var && chown paperboy var
