@@ -133,12 +133,12 @@ def make_edition(args: argparse.Namespace) -> tuple[int, int]:
         )
         papers = list(Paper.objects.order_by("-upvotes"))
         trending = [
-            (p, [{"interest": f"#{n} today · {p.upvotes} upvotes", "field": "trending"}])
+            (p, [{"topic": f"#{n} today · {p.upvotes} upvotes", "field": "trending"}])
             for n, p in enumerate(papers[:10], 1)
         ]
         digests = [
             [
-                (p, [{"interest": topics[0], "field": "title", "match": topics[0]}])
+                (p, [{"topic": topics[0], "field": "title", "match": topics[0]}])
                 for p in rng.sample(papers, rng.randint(*PAPERS_EACH))
             ]
             for topics in cohorts
@@ -155,7 +155,7 @@ def make_edition(args: argparse.Namespace) -> tuple[int, int]:
                         email=f"reader{n}@example.org",
                         status=Subscriber.Status.ACTIVE,
                         confirmed_at=now,
-                        interests=topics,
+                        topics=topics,
                     ),
                     cohort,
                 )
@@ -164,7 +164,7 @@ def make_edition(args: argparse.Namespace) -> tuple[int, int]:
         edition = Edition.objects.create(date=date, planned_at=now)
         deliveries = Delivery.objects.bulk_create(
             [
-                Delivery(edition=edition, subscriber=r, interests=r.interests, matched_at=now)
+                Delivery(edition=edition, subscriber=r, topics=r.topics, matched_at=now)
                 for r, _ in readers
             ],
             batch_size=2000,

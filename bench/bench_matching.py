@@ -230,7 +230,7 @@ def insert_subscribers(args: argparse.Namespace, rng: random.Random, pop: Popula
     people = make_subscribers(rng, args.subscribers, weekly_rate=0.0)
     pool = make_intents(rng, args.intents)
     picker = IntentPicker(pool)
-    intents = [picker.pick(rng, p.interests).sentence for p in people]
+    intents = [picker.pick(rng, p.topics).sentence for p in people]
     now = dt.datetime.now(dt.UTC)
 
     def subscriber(i: int) -> Subscriber:

@@ -26,7 +26,7 @@ ZIPF_OFFSET = 4
 
 INTERESTS_MIN, INTERESTS_MAX = 3, 8
 EXCLUSION_RATE = 0.06  # subscribers with one "-phrase"; a tenth of them have two
-TITLE_CASE_RATE = 0.15  # interests typed "Diffusion Models" rather than "diffusion models"
+TITLE_CASE_RATE = 0.15  # topics typed "Diffusion Models" rather than "diffusion models"
 WEEKLY_RATE = 0.15
 MAX_PAPERS_CHOICES: tuple[tuple[int, int], ...] = ((10, 70), (5, 15), (3, 5), (20, 10))
 
@@ -72,7 +72,7 @@ EXCLUDED = Weighted.zipf(v.EXCLUSIONS, 1.5)
 class SyntheticSubscriber:
     email: str
     key: str
-    interests: list[str]
+    topics: list[str]
     frequency: str  # "daily" or "weekly"
     max_papers: int
 
@@ -84,13 +84,13 @@ def _typed(phrase: str, rng: random.Random) -> str:
     return phrase
 
 
-def make_interests(rng: random.Random) -> list[str]:
+def make_topics(rng: random.Random) -> list[str]:
     k = rng.randint(INTERESTS_MIN, INTERESTS_MAX)
-    interests = [_typed(t, rng) for t in SUBSCRIBER_TOPICS.distinct(rng, k)]
+    topics = [_typed(t, rng) for t in SUBSCRIBER_TOPICS.distinct(rng, k)]
     if rng.random() < EXCLUSION_RATE:
         n = 2 if rng.random() < 0.1 else 1
-        interests.extend(f"-{phrase}" for phrase in EXCLUDED.distinct(rng, n))
-    return interests
+        topics.extend(f"-{phrase}" for phrase in EXCLUDED.distinct(rng, n))
+    return topics
 
 
 def make_subscribers(
@@ -108,7 +108,7 @@ def make_subscribers(
             SyntheticSubscriber(
                 email=email,
                 key=base64.urlsafe_b64encode(rng.randbytes(16)).decode().rstrip("="),
-                interests=make_interests(rng),
+                topics=make_topics(rng),
                 frequency="weekly" if rng.random() < weekly_rate else "daily",
                 max_papers=rng.choices(sizes, weights=size_weights)[0],
             )
@@ -150,9 +150,9 @@ class IntentPicker:
             for topic in intent.topics:
                 self.by_topic.setdefault(topic.lower(), []).append(intent)
 
-    def pick(self, rng: random.Random, interests: Sequence[str]) -> Intent:
+    def pick(self, rng: random.Random, topics: Sequence[str]) -> Intent:
         if rng.random() < self.on_topic:
-            near = [i for t in interests for i in self.by_topic.get(t.lower(), [])]
+            near = [i for t in topics for i in self.by_topic.get(t.lower(), [])]
             if near:
                 return rng.choice(near)
         return rng.choice(self.pool)

@@ -269,31 +269,12 @@ class ScrapeRunAdmin(admin.ModelAdmin[ScrapeRun]):
     """What each source gave each scrape, and what it sent that had to be left out or
     mended. Read-only: the scrape writes it, nobody edits it."""
 
-    list_display = (
-        "started_at",
-        "date",
-        "source",
-        "fetched",
-        "created",
-        "updated",
-        "rejected",
-        "why_rejected",
-        "short_error",
-    )
+    # The list and the page show the same counts; the page has room for the whole error.
+    _counts = ("started_at", "date", "source", "fetched", "created", "updated", "rejected")
+    list_display = (*_counts, "why_rejected", "short_error")
     list_filter = ("source", "date")
     date_hierarchy = "started_at"
-    fields = (
-        "started_at",
-        "date",
-        "source",
-        "fetched",
-        "created",
-        "updated",
-        "rejected",
-        "why_rejected",
-        "what_was_mended",
-        "error",
-    )
+    fields = (*_counts, "why_rejected", "what_was_mended", "error")
     readonly_fields = fields
 
     @admin.display(description="Why left out")

@@ -27,7 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from subscriptions.models import Subscriber
-from subscriptions.topics import InvalidInterest, clean_interests
+from subscriptions.topics import InvalidTopic, clean_topic_list
 
 from .matching import edition_match
 from .models import Delivery, DeliveryPaper, Paper
@@ -109,8 +109,8 @@ def load_profiles(path: Path) -> list[Profile]:
             raise EvaluationInputError(f'{where} has no "keywords" (a list of strings)')
         try:
             # The cleaning a subscriber's typed topics get (white space, repeats, limits).
-            keywords = clean_interests(keywords)
-        except InvalidInterest as exc:
+            keywords = clean_topic_list(keywords)
+        except InvalidTopic as exc:
             raise EvaluationInputError(f"{where}: {exc}") from None
         intent = entry.get("intent") or ""
         if not isinstance(intent, str):
@@ -226,7 +226,7 @@ def _create_subscribers(profiles: Sequence[Profile], *, cap: int) -> list[Subscr
             email=f"eval-{n}@{EMAIL_DOMAIN}",
             status=Subscriber.Status.ACTIVE,
             frequency=Subscriber.Frequency.DAILY,
-            interests=profile.keywords,
+            topics=profile.keywords,
             intent=profile.intent,
             max_papers=cap,
             confirmed_at=now,

@@ -103,14 +103,14 @@ def why_text(why: Why | None) -> str:
     if why is None:
         return ""
     if why.kind == "trending":
-        return f"Trending: {why.interest}."
+        return f"Trending: {why.topic}."
     if why.kind == "described":
         return "Close to what you described."
     if why.kind == "liked":
-        return f"Like “{why.interest}”, which you liked."
+        return f"Like “{why.topic}”, which you liked."
     if why.kind == "related":
-        return f"Close in meaning to “{why.interest}”."
-    text = f"Matched “{why.interest}” in {why.where}"
+        return f"Close in meaning to “{why.topic}”."
+    text = f"Matched “{why.topic}” in {why.where}"
     if why.snippet:
         text += f": {why.snippet.before}“{why.snippet.match}”{why.snippet.after}"
     else:
@@ -129,7 +129,7 @@ def why_html(why: Why | None) -> SafeString:
         return format_html("{}", why_text(why))
     html = format_html(
         "Matched “{}” in {}: {}<strong>{}</strong>{}",
-        why.interest,
+        why.topic,
         why.where,
         why.snippet.before,
         why.snippet.match,

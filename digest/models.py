@@ -120,7 +120,7 @@ class Delivery(models.Model):
     # states looked for are served by the partial indexes below.
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     papers = models.ManyToManyField(Paper, through="DeliveryPaper", related_name="deliveries")
-    interests = models.JSONField(
+    topics = models.JSONField(
         default=list,
         blank=True,
         help_text="The subscriber's topics when it was planned: what the digest was picked for.",
@@ -216,7 +216,7 @@ class DeliveryPaper(models.Model):
     rank = models.PositiveSmallIntegerField()
     score = models.FloatField(default=0)
     reasons = models.JSONField(
-        default=list, help_text="[{interest, field, snippet: [before, match, after]}]"
+        default=list, help_text="[{topic, field, snippet: [before, match, after]}]"
     )
 
     class Meta:

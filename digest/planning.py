@@ -156,7 +156,7 @@ def _insert_deliveries(
     values: dict[str, Any] = {
         "edition": Value(edition.pk),
         "subscriber": F("id"),
-        "interests": F("interests"),
+        "topics": F("topics"),
         "status": Value(Delivery.Status.QUEUED.value),
         "skip_reason": Value(""),
         "message_id": Value(""),

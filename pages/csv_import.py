@@ -44,7 +44,7 @@ from django.db import transaction
 from subscriptions.csv_export import FORMULA_STARTS
 from subscriptions.models import DEFAULT_PAPERS, MAX_PAPERS, MIN_PAPERS, Subscriber, normalise_email
 from subscriptions.services import subscriber_add
-from subscriptions.topics import InvalidInterest, clean_interests
+from subscriptions.topics import InvalidTopic, clean_topic_list
 
 from .signup import confirmation_send as _signup_confirmation_send
 
@@ -207,8 +207,8 @@ def _clean_email(raw: str) -> str:
 
 def _clean_topics(raw: str) -> list[str] | None:
     try:
-        topics = clean_interests(unquote_cell(raw.strip()).split(";"))
-    except InvalidInterest as exc:
+        topics = clean_topic_list(unquote_cell(raw.strip()).split(";"))
+    except InvalidTopic as exc:
         raise _BadValue(f"bad topics: {exc}") from None
     if not topics:
         return None  # a new reader gets the trending papers; an existing one keeps theirs
@@ -256,13 +256,13 @@ def _check_row(row: _Row) -> _GoodRow:
 # --- Writing ----------------------------------------------------------------------------
 
 # What subscriber_add may change, to tell "updated" from "unchanged".
-_SETTINGS = ("status", "interests", "frequency", "max_papers")
+_SETTINGS = ("status", "topics", "frequency", "max_papers")
 
 
 def _topics_of(row: _GoodRow, existing: Subscriber | None) -> list[str]:
     if row.topics is not None:
         return row.topics
-    return list(existing.interests) if existing is not None else []  # blank: kept, or none
+    return list(existing.topics) if existing is not None else []  # blank: kept, or none
 
 
 def _import_row(
@@ -290,7 +290,7 @@ def _import_row(
         before = {name: getattr(existing, name) for name in _SETTINGS} if existing else None
         subscriber, created = subscriber_add(
             email=row.email,
-            interests=_topics_of(row, existing),
+            topics=_topics_of(row, existing),
             frequency=row.frequency
             or (existing.frequency if existing else Subscriber.Frequency.DAILY),
             max_papers=row.max_papers or (existing.max_papers if existing else DEFAULT_PAPERS),

@@ -61,7 +61,7 @@ from subscriptions.tokens import (
     manage_link_max_age,
     subscriber_for_token,
 )
-from subscriptions.topics import clean_interests
+from subscriptions.topics import clean_topic_list
 
 from .signup import EMAIL_INTERVAL, email_send
 
@@ -74,7 +74,7 @@ RECENT_DIGESTS = 10
 def subscriber_settings_update(
     *,
     subscriber: Subscriber,
-    interests: Sequence[str],
+    topics: Sequence[str],
     intent: str,
     frequency: str,
     max_papers: int,
@@ -88,14 +88,14 @@ def subscriber_settings_update(
     if not MIN_PAPERS <= max_papers <= MAX_PAPERS:
         raise ValueError(f"max_papers must be {MIN_PAPERS}–{MAX_PAPERS}, not {max_papers}")
     # The form cleaned them; other callers may not have.
-    subscriber.interests = clean_interests(interests)
+    subscriber.topics = clean_topic_list(topics)
     subscriber.intent = clean_intent(intent)
     subscriber.frequency = frequency
     before = [getattr(subscriber, f) for f in Subscriber.SCHEDULE_FIELDS]
     subscriber.max_papers = max_papers
     for name, value in choices.items():
         setattr(subscriber, name, value)
-    fields = ["interests", "intent", "frequency", "max_papers", *choices]
+    fields = ["topics", "intent", "frequency", "max_papers", *choices]
     if before != [getattr(subscriber, f) for f in Subscriber.SCHEDULE_FIELDS]:
         subscriber.next_due_at = None
         fields.append("next_due_at")
@@ -188,7 +188,7 @@ def _period(date: dt.date, frequency: str) -> str:
 def digest_preview(
     *,
     subscriber: Subscriber,
-    interests: Sequence[str],
+    topics: Sequence[str],
     frequency: str,
     max_papers: int,
     intent: str | None = None,
@@ -207,7 +207,7 @@ def digest_preview(
         key=subscriber.key,
         email=subscriber.email,
         status=subscriber.status,
-        interests=list(interests),
+        topics=list(topics),
         intent=subscriber.intent if intent is None else intent,
         frequency=frequency,
         max_papers=max_papers,
@@ -299,7 +299,7 @@ def subscriber_export(*, subscriber: Subscriber) -> dict[str, Any]:
         "subscriber": {
             "email": subscriber.email,
             "status": subscriber.status,
-            "topics": list(subscriber.interests),
+            "topics": list(subscriber.topics),
             "intent": subscriber.intent,
             "frequency": subscriber.frequency,
             "max_papers": subscriber.max_papers,

@@ -63,7 +63,7 @@ from subscriptions.intent import clean_intent
 from subscriptions.models import Subscriber, normalise_email
 from subscriptions.ratelimit import Limit
 from subscriptions.tokens import BadToken, ExpiredToken, Purpose, subscriber_for_token
-from subscriptions.topics import MAX_INTEREST_LENGTH, clean_interests
+from subscriptions.topics import MAX_TOPIC_LENGTH, clean_topic_list
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class Outcome(StrEnum):
 def subscriber_signup(
     *,
     email: str,
-    interests: Sequence[str],
+    topics: Sequence[str],
     frequency: str,
     max_papers: int,
     ip: str,
@@ -112,7 +112,7 @@ def subscriber_signup(
     """
     email = normalise_email(email)
     fields: dict[str, Any] = {
-        "interests": clean_interests(interests),
+        "topics": clean_topic_list(topics),
         "intent": clean_intent(intent),  # the form cleaned it; other callers may not
         "frequency": frequency,
         "max_papers": max_papers,
@@ -366,7 +366,7 @@ def topic_suggestions(*, count: int = SUGGESTIONS_SHOWN) -> list[str]:
         seen: set[str] = set()
         for keyword in keywords:
             phrase = one_line(keyword) if isinstance(keyword, str) else ""
-            if not phrase or phrase.startswith("-") or len(phrase) > MAX_INTEREST_LENGTH:
+            if not phrase or phrase.startswith("-") or len(phrase) > MAX_TOPIC_LENGTH:
                 continue
             spellings[phrase.lower()][phrase] += 1
             seen.add(phrase.lower())

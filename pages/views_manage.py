@@ -112,7 +112,7 @@ def _preview(subscriber: Subscriber, form: DigestSettingsForm) -> dict[str, Any]
     data = form.cleaned_data
     preview: Preview = digest_preview(
         subscriber=subscriber,
-        interests=data["topics"],
+        topics=data["topics"],
         intent=data["intent"],
         frequency=data["frequency"],
         max_papers=data["max_papers"],
@@ -164,7 +164,7 @@ def manage(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpResp
         return _page(request, subscriber, token, form)
     subscriber_settings_update(
         subscriber=subscriber,
-        interests=form.cleaned_data["topics"],
+        topics=form.cleaned_data["topics"],
         intent=form.cleaned_data["intent"],
         frequency=form.cleaned_data["frequency"],
         max_papers=form.cleaned_data["max_papers"],

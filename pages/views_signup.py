@@ -23,7 +23,7 @@ from subscriptions.models import MAX_PAPERS, MIN_PAPERS, Subscriber
 from subscriptions.ratelimit import RateLimited
 from subscriptions.schedule import timezone_names
 from subscriptions.tokens import CONFIRM_MAX_AGE, BadToken
-from subscriptions.topics import MAX_INTERESTS
+from subscriptions.topics import MAX_TOPICS
 
 from .limits import client_ip, too_many
 from .signup import (
@@ -50,7 +50,7 @@ def _home(request: HttpRequest, form: SignupForm) -> HttpResponse:
         "popular": suggestions[:SUGGESTIONS_VISIBLE],
         "min_papers": MIN_PAPERS,
         "max_papers": MAX_PAPERS,
-        "max_topics": MAX_INTERESTS,
+        "max_topics": MAX_TOPICS,
         "time_zones": timezone_names(),
         "default_zone": settings.PAPERBOY_DEFAULT_TIMEZONE,
     }
@@ -98,7 +98,7 @@ def home(request: HttpRequest) -> HttpResponse:
     try:
         subscriber_signup(
             email=data["email"],
-            interests=data["topics"],
+            topics=data["topics"],
             intent=data["intent"],
             frequency=data["frequency"],
             max_papers=data["max_papers"],

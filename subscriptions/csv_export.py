@@ -48,7 +48,7 @@ def subscriber_row(subscriber: Subscriber) -> list[str]:
         subscriber.status,
         subscriber.frequency,
         str(subscriber.max_papers),
-        TOPIC_JOINER.join(str(t) for t in subscriber.interests or []),
+        TOPIC_JOINER.join(str(t) for t in subscriber.topics or []),
         _when(subscriber.created_at),
         _when(subscriber.confirmed_at),
     ]

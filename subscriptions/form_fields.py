@@ -10,6 +10,15 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from .intent import (
+    INTENT_HELP,
+    INTENT_LABEL,
+    INTENT_PLACEHOLDER,
+    MAX_INTENT_TEXT,
+    TOO_LONG,
+    InvalidIntent,
+    clean_intent,
+)
 from .models import Subscriber
 from .schedule import is_timezone, timezone_names
 
@@ -107,3 +116,25 @@ def zone_from_text(text: str) -> str:
     if found:
         raise ValidationError(f"“{typed[:40]}” could be {' or '.join(found)}: choose one.")
     raise ValidationError(f"“{typed[:40]}” is not a time zone we know. {BAD_ZONE}")
+
+
+def intent_field(rows: int | None = None) -> forms.CharField:
+    """The reader's own sentence: optional; tidied, then held to MAX_INTENT_LENGTH by
+    `intent_cleaned` (a form's `clean_intent`)."""
+    attrs = {"rows": str(rows)} if rows else {}
+    return forms.CharField(
+        label=INTENT_LABEL,
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={**attrs, "placeholder": INTENT_PLACEHOLDER}),
+        help_text=INTENT_HELP,
+        max_length=MAX_INTENT_TEXT,
+        error_messages={"max_length": f"{TOO_LONG}."},
+    )
+
+
+def intent_cleaned(form: forms.Form) -> str:
+    try:
+        return clean_intent(form.cleaned_data["intent"])
+    except InvalidIntent as exc:
+        raise ValidationError(str(exc)) from None

@@ -26,19 +26,18 @@ from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 from django.http import QueryDict
 
-from .form_fields import hour_field, trending_field, weekday_field, zone_field, zone_from_text
-from .intent import (
-    INTENT_HELP,
-    INTENT_LABEL,
-    INTENT_PLACEHOLDER,
-    MAX_INTENT_TEXT,
-    TOO_LONG,
-    InvalidIntent,
-    clean_intent,
+from .form_fields import (
+    hour_field,
+    intent_cleaned,
+    intent_field,
+    trending_field,
+    weekday_field,
+    zone_field,
+    zone_from_text,
 )
 from .models import DEFAULT_PAPERS, MAX_PAPERS, MIN_PAPERS, Subscriber, normalise_email
 from .ratelimit import cooldown
-from .topics import MAX_INTERESTS, MAX_TOPICS_TEXT, InvalidInterest, topics_from_text
+from .topics import MAX_TOPICS, MAX_TOPICS_TEXT, InvalidTopic, topics_from_text
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path, less the angle brackets
 
@@ -139,22 +138,13 @@ class SignupForm(forms.Form):
         strip=False,
         widget=forms.Textarea,
         max_length=MAX_TOPICS_TEXT,
-        error_messages={"max_length": f"That is more text than {MAX_INTERESTS} topics can hold."},
+        error_messages={"max_length": f"That is more text than {MAX_TOPICS} topics can hold."},
     )
     trending = trending_field("With your topics")
     send_hour = hour_field()
     send_weekday = weekday_field()  # weekly readers
     time_zone = zone_field()
-    # Optional; tidied, then held to MAX_INTENT_LENGTH in clean_intent.
-    intent = forms.CharField(
-        label=INTENT_LABEL,
-        required=False,
-        strip=False,
-        widget=forms.Textarea(attrs={"placeholder": INTENT_PLACEHOLDER}),
-        help_text=INTENT_HELP,
-        max_length=MAX_INTENT_TEXT,
-        error_messages={"max_length": f"{TOO_LONG}."},
-    )
+    intent = intent_field()
     frequency = forms.ChoiceField(
         label="How often",
         choices=Subscriber.Frequency.choices,
@@ -250,14 +240,11 @@ class SignupForm(forms.Form):
     def clean_topics(self) -> list[str]:
         try:
             return topics_from_text(self.cleaned_data["topics"])
-        except InvalidInterest as exc:
+        except InvalidTopic as exc:
             raise ValidationError(str(exc)) from None
 
     def clean_intent(self) -> str:
-        try:
-            return clean_intent(self.cleaned_data["intent"])
-        except InvalidIntent as exc:
-            raise ValidationError(str(exc)) from None
+        return intent_cleaned(self)
 
     def first_error_field(self) -> str | None:
         """The first field (in page order) with an error, to put the cursor there."""

@@ -8,19 +8,18 @@ from typing import Any
 
 from django import forms
 
-from .form_fields import hour_field, trending_field, weekday_field, zone_field, zone_from_text
-from .forms import address_from, email_field
-from .intent import (
-    INTENT_HELP,
-    INTENT_LABEL,
-    INTENT_PLACEHOLDER,
-    MAX_INTENT_TEXT,
-    TOO_LONG,
-    InvalidIntent,
-    clean_intent,
+from .form_fields import (
+    hour_field,
+    intent_cleaned,
+    intent_field,
+    trending_field,
+    weekday_field,
+    zone_field,
+    zone_from_text,
 )
+from .forms import address_from, email_field
 from .models import MAX_PAPERS, MIN_PAPERS, Subscriber
-from .topics import MAX_INTERESTS, MAX_TOPICS_TEXT, InvalidInterest, topics_from_text
+from .topics import MAX_TOPICS, MAX_TOPICS_TEXT, InvalidTopic, topics_from_text
 
 
 class DigestSettingsForm(forms.Form):
@@ -29,21 +28,12 @@ class DigestSettingsForm(forms.Form):
         required=False,  # none: the day's trending papers
         strip=False,
         max_length=MAX_TOPICS_TEXT,
-        error_messages={"max_length": f"That is more text than {MAX_INTERESTS} topics can hold."},
+        error_messages={"max_length": f"That is more text than {MAX_TOPICS} topics can hold."},
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "autocapitalize": "none"}),
         help_text="Optional: leave it empty for the day’s trending papers. One per line; "
         "start a line with “-” to leave out papers that mention it, e.g. -survey.",
     )
-    # Optional; tidied, then held to MAX_INTENT_LENGTH in clean_intent.
-    intent = forms.CharField(
-        label=INTENT_LABEL,
-        required=False,
-        strip=False,
-        max_length=MAX_INTENT_TEXT,
-        error_messages={"max_length": f"{TOO_LONG}."},
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": INTENT_PLACEHOLDER}),
-        help_text=INTENT_HELP,
-    )
+    intent = intent_field(rows=3)
     frequency = forms.ChoiceField(
         label="How often", choices=Subscriber.Frequency.choices, widget=forms.RadioSelect
     )
@@ -79,7 +69,7 @@ class DigestSettingsForm(forms.Form):
     def for_subscriber(cls, subscriber: Subscriber) -> DigestSettingsForm:
         return cls(
             initial={
-                "topics": "\n".join(subscriber.interests),
+                "topics": "\n".join(subscriber.topics),
                 "intent": subscriber.intent,
                 "frequency": subscriber.frequency,
                 "max_papers": subscriber.max_papers,
@@ -108,14 +98,11 @@ class DigestSettingsForm(forms.Form):
     def clean_topics(self) -> list[str]:
         try:
             return topics_from_text(self.cleaned_data["topics"])
-        except InvalidInterest as exc:
+        except InvalidTopic as exc:
             raise forms.ValidationError(str(exc)) from None
 
     def clean_intent(self) -> str:
-        try:
-            return clean_intent(self.cleaned_data["intent"])
-        except InvalidIntent as exc:
-            raise forms.ValidationError(str(exc)) from None
+        return intent_cleaned(self)
 
     def first_error(self) -> str:
         """One line for the preview, which sits away from the fields."""

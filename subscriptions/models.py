@@ -1,4 +1,4 @@
-"""Who gets what: subscribers and their interests."""
+"""Who gets what: subscribers and their topics."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class Subscriber(models.Model):
     max_papers = models.PositiveSmallIntegerField(
         default=DEFAULT_PAPERS, help_text="Most papers in one digest (1–20)."
     )
-    interests = models.JSONField(
+    topics = models.JSONField(
         default=list,
         blank=True,
         help_text='Keyword phrases, e.g. ["diffusion", "speech recognition", "-survey"]. '
@@ -148,7 +148,7 @@ class Subscriber(models.Model):
     @property
     def has_topics(self) -> bool:
         """At least one wanted phrase (an excluding "-phrase" alone picks nothing)."""
-        return any(p.strip() and not p.strip().startswith("-") for p in self.interests)
+        return any(p.strip() and not p.strip().startswith("-") for p in self.topics)
 
     @property
     def effective_trending(self) -> str:

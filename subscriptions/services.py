@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .models import Subscriber, normalise_email
-from .topics import clean_interests
+from .topics import clean_topic_list
 
 
 def subscriber_unsubscribe(*, subscriber: Subscriber) -> None:
@@ -24,7 +24,7 @@ def subscriber_unsubscribe(*, subscriber: Subscriber) -> None:
 def subscriber_add(
     *,
     email: str,
-    interests: Sequence[str],
+    topics: Sequence[str],
     frequency: str = Subscriber.Frequency.DAILY,
     max_papers: int = 10,
     confirmed: bool = True,
@@ -38,8 +38,8 @@ def subscriber_add(
     suppressed address stays suppressed.
     """
     email = normalise_email(email)
-    topics = clean_interests(interests)
-    fields = {"interests": topics, "frequency": frequency, "max_papers": max_papers, **choices}
+    topics = clean_topic_list(topics)
+    fields = {"topics": topics, "frequency": frequency, "max_papers": max_papers, **choices}
     subscriber, created = Subscriber.objects.select_for_update().get_or_create(
         email=email, defaults=fields
     )

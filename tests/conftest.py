@@ -77,9 +77,9 @@ def _tasks_run_inline() -> Iterator[None]:
 
 @pytest.fixture
 def make_subscriber(db: None) -> Callable[..., Subscriber]:
-    def make(email: str, interests: list[str], **fields: Any) -> Subscriber:
+    def make(email: str, topics: list[str], **fields: Any) -> Subscriber:
         fields.setdefault("status", Subscriber.Status.ACTIVE)
-        return Subscriber.objects.create(email=email, interests=interests, **fields)
+        return Subscriber.objects.create(email=email, topics=topics, **fields)
 
     return make
 

@@ -101,7 +101,7 @@ def test_mallory_cannot_lock_dave_out(mailoutbox: list[Any]) -> None:
     assert response.status_code == 302
     assert response["Location"] == "/signup/check-inbox"
     dave = Subscriber.objects.get(email=DAVE)
-    assert dave.interests == ["diffusion", "speech recognition"]
+    assert dave.topics == ["diffusion", "speech recognition"]
     assert len(to(mailoutbox, DAVE)) == 1  # the one in his inbox is minutes old
 
     # The link in his inbox works, and confirms what he typed.
@@ -109,7 +109,7 @@ def test_mallory_cannot_lock_dave_out(mailoutbox: list[Any]) -> None:
     assert Client().post(confirm).status_code == 200
     dave = reloaded(dave)
     assert dave.status == Subscriber.Status.ACTIVE
-    assert dave.interests == ["diffusion", "speech recognition"]
+    assert dave.topics == ["diffusion", "speech recognition"]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -233,7 +233,7 @@ def test_choosing_a_status_by_hand_records_when(admin_client: Client, bob: Subsc
     form = {
         "email": bob.email,
         "status": "active",
-        "interests": '["RLHF", "  reward   model "]',
+        "topics": '["RLHF", "  reward   model "]',
         "frequency": "daily",
         "max_papers": "10",
         "trending": "none",
@@ -245,13 +245,13 @@ def test_choosing_a_status_by_hand_records_when(admin_client: Client, bob: Subsc
     assert admin_client.post(url, form).status_code == 302
     bob.refresh_from_db()
     assert bob.status == "active" and bob.confirmed_at is not None
-    assert bob.interests == ["RLHF", "reward model"]
+    assert bob.topics == ["RLHF", "reward model"]
 
     admin_client.post(url, {**form, "status": "suppressed"})
     bob.refresh_from_db()
     assert bob.suppressed_at is not None and bob.suppressed_reason == "suppressed by an operator"
 
-    refused = admin_client.post(url, {**form, "max_papers": "50", "interests": '"diffusion"'})
+    refused = admin_client.post(url, {**form, "max_papers": "50", "topics": '"diffusion"'})
     assert refused.status_code == 200
     assert "Choose a number from 1 to 20." in refused.content.decode()
     assert "JSON list" in refused.content.decode()
@@ -302,7 +302,7 @@ def test_the_change_page_says_when_the_next_digest_comes_and_edits_the_schedule(
     form = {
         "email": alice.email,
         "status": "active",
-        "interests": '["diffusion"]',
+        "topics": '["diffusion"]',
         "intent": "",
         "trending": "few",
         "frequency": "daily",
@@ -466,7 +466,7 @@ def test_export_csv_lists_the_selected_and_defuses_formulas(
     assert by_email["trudy@example.org"][4] == '\'=HYPERLINK("http://evil.example"); @SUM'
     assert by_email["erin@example.org"][4] == "'-survey; speech recognition"
     erin.refresh_from_db()
-    assert erin.interests == ["-survey", "speech recognition"]
+    assert erin.topics == ["-survey", "speech recognition"]
 
 
 def test_an_export_imports_back_unchanged(
@@ -486,7 +486,7 @@ def test_an_export_imports_back_unchanged(
 
     assert (report.added, report.updated, report.unchanged, report.bad_rows) == (0, 0, 2, [])
     frank = Subscriber.objects.get(email="frank@example.org")
-    assert frank.interests == ["-survey", "graph neural networks"] and frank.max_papers == 5
+    assert frank.topics == ["-survey", "graph neural networks"] and frank.max_papers == 5
 
 
 # --- CSV import ---------------------------------------------------------------------------
@@ -551,14 +551,14 @@ def test_importing_a_file_with_good_and_bad_rows_pre_confirmed(
     assert "duplicate: the address is on line 2" in page
     dave = Subscriber.objects.get(email="dave@example.org")
     assert (dave.status, dave.frequency, dave.max_papers) == ("active", "weekly", 7)
-    assert dave.interests == ["diffusion", "speech recognition", "-survey"]
+    assert dave.topics == ["diffusion", "speech recognition", "-survey"]
     assert dave.confirmed_at is not None
     gina = Subscriber.objects.get(email="gina@example.org")
-    assert (gina.interests, gina.effective_trending, gina.max_papers) == ([], "only", 5)
+    assert (gina.topics, gina.effective_trending, gina.max_papers) == ([], "only", 5)
     pat = Subscriber.objects.get(email="pat@example.org")
     assert (pat.status, pat.frequency, pat.max_papers) == ("active", "daily", 10)
     alice.refresh_from_db()
-    assert (alice.interests, alice.frequency, alice.max_papers) == (
+    assert (alice.topics, alice.frequency, alice.max_papers) == (
         ["video generation"],
         "daily",
         10,
@@ -590,7 +590,7 @@ def test_importing_with_confirmation_emails_the_new_addresses_only(
     dave = Subscriber.objects.get(email="dave@example.org")
     assert (dave.status, dave.confirmed_at) == ("pending", None)
     alice.refresh_from_db()
-    assert alice.status == "active" and alice.interests == ["diffusion", "robots"]
+    assert alice.status == "active" and alice.topics == ["diffusion", "robots"]
     assert "1</strong> confirmation email sent" in response.content.decode()
 
 
@@ -603,13 +603,13 @@ def test_importing_readers_without_topics(
         report = upload(admin_client, data, mode="pre_confirmed").context["report"]
     assert (report.added, report.bad_rows) == (1, [])
     new = Subscriber.objects.get(email="new@example.org")
-    assert (new.interests, new.effective_trending, new.status) == ([], "only", "active")
+    assert (new.topics, new.effective_trending, new.status) == ([], "only", "active")
 
     data = b"email,topics,frequency\nalice@example.org,,weekly\n"
     report = upload(admin_client, data, mode="pre_confirmed").context["report"]
     assert (report.updated, report.bad_rows) == (1, [])
     alice.refresh_from_db()
-    assert (alice.interests, alice.frequency) == (
+    assert (alice.topics, alice.frequency) == (
         ["diffusion", "video generation", "-survey"],
         "weekly",
     )
@@ -722,7 +722,7 @@ def test_the_preview_shows_the_digest_of_the_latest_day_escaped(
 def test_the_preview_of_another_date_gives_the_skip_reason(
     admin_client: Client, bob: Subscriber, alice: Subscriber, papers: list[Paper]
 ) -> None:
-    Subscriber.objects.filter(pk=bob.pk).update(interests=["protein folding"])
+    Subscriber.objects.filter(pk=bob.pk).update(topics=["protein folding"])
 
     nothing = admin_client.get(preview_url(bob), {"date": "2026-03-10"}).content.decode()
     assert "No digest: nothing matched their topics." in nothing

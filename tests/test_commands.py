@@ -50,7 +50,7 @@ def test_add_subscriber_adds_a_confirmed_reader_and_rejects_bad_input() -> None:
     out = run("add_subscriber", "dana@example.org", "GNN", "--frequency", "weekly")
     assert out.startswith("Updated")
     dana.refresh_from_db()
-    assert (dana.interests, dana.frequency) == (["GNN"], "weekly")
+    assert (dana.topics, dana.frequency) == (["GNN"], "weekly")
 
     with pytest.raises(CommandError, match="not an email address"):
         run("add_subscriber", "not-an-address", "diffusion")
@@ -63,7 +63,7 @@ def test_add_subscriber_without_topics_adds_a_trending_reader_at_their_own_hour(
     assert "no topics: the trending papers, most upvoted first" in out
     assert "daily at 08:00 Europe/Berlin" in out
     fay = Subscriber.objects.get(email="fay@example.org")
-    assert (fay.interests, fay.effective_trending) == ([], Subscriber.Trending.ONLY)
+    assert (fay.topics, fay.effective_trending) == ([], Subscriber.Trending.ONLY)
     assert (fay.time_zone, fay.send_hour, fay.status) == ("Europe/Berlin", 8, "active")
 
     out = run(

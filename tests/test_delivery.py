@@ -64,7 +64,7 @@ def owe(paper: Paper, readers: int) -> list[Subscriber]:
     subscribers = Subscriber.objects.bulk_create(
         Subscriber(
             email=f"reader{n}@example.org",
-            interests=["diffusion"],
+            topics=["diffusion"],
             status=Subscriber.Status.ACTIVE,
         )
         for n in range(readers)
@@ -108,7 +108,7 @@ def test_each_reader_gets_their_papers_and_the_unmatched_reader_gets_nothing(
     assert sent.status == Delivery.Status.SENT
     assert sent.message_id == to_alice["Message-ID"]
     assert [item.paper for item in sent.items.all()] == [papers["video"]]
-    assert sent.items.get().reasons[0]["interest"] in ("diffusion", "video generation")
+    assert sent.items.get().reasons[0]["topic"] in ("diffusion", "video generation")
 
 
 def test_running_the_cycle_twice_sends_once(
@@ -301,7 +301,7 @@ def test_a_digest_remembers_the_topics_it_was_picked_for(
     from digest.mail import render_digest
 
     edition = prepare_and_send()
-    alice.interests = ["speech recognition"]
+    alice.topics = ["speech recognition"]
     alice.save()
     copy = render_digest(delivery=Delivery.objects.get(edition=edition, subscriber=alice))
     assert "picked for your topics: diffusion" in copy.text

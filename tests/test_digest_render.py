@@ -33,19 +33,19 @@ HOSTILE_TITLE = 'Attention </a><script>alert("x")</script> & “Diffusion” \u2
 
 def reasons_sets() -> list[list[dict[str, str]]]:
     keyword = {
-        "interest": "diffusion",
+        "topic": "diffusion",
         "field": "abstract",
         "before": "we train a ",
         "match": "diffusion",
         "after": " model on <b>video</b> & audio",
     }
     return [
-        [keyword, {"interest": "video generation", "field": "title", "match": "Video"}],
-        [{"interest": "diffusion", "field": "title", "before": "", "match": "Diffusion"}],
-        [{"interest": "#2 today · 212 upvotes", "field": "trending"}],
-        [{"interest": "", "field": "described"}],
-        [{"interest": "A <liked> paper", "field": "liked"}],
-        [{"interest": "RLHF", "field": "related"}],
+        [keyword, {"topic": "video generation", "field": "title", "match": "Video"}],
+        [{"topic": "diffusion", "field": "title", "before": "", "match": "Diffusion"}],
+        [{"topic": "#2 today · 212 upvotes", "field": "trending"}],
+        [{"topic": "", "field": "described"}],
+        [{"topic": "A <liked> paper", "field": "liked"}],
+        [{"topic": "RLHF", "field": "related"}],
         [],
     ]
 

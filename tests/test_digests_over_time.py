@@ -84,7 +84,7 @@ def follower(subject: str, **fields: Any) -> Subscriber:
     fields.setdefault("time_zone", "UTC")
     fields.setdefault("email", f"{subject.replace(' ', '-')}@example.org")
     return Subscriber.objects.create(
-        interests=[subject],
+        topics=[subject],
         status=Subscriber.Status.ACTIVE,
         confirmed_at=at(MONDAY, 0) - dt.timedelta(days=1),
         **fields,
@@ -105,7 +105,7 @@ def test_a_week_of_hourly_runs_brings_every_paper_once_at_each_readers_hour(
     followers = {subject: follower(subject) for subject, _ in SUBJECTS[:8]}
     trending = Subscriber.objects.create(
         email="trend@example.org",
-        interests=[],
+        topics=[],
         status=Subscriber.Status.ACTIVE,
         send_hour=7,
         max_papers=5,
@@ -138,7 +138,7 @@ def test_a_week_of_hourly_runs_brings_every_paper_once_at_each_readers_hour(
     got = received(trending)
     assert got and max(got.values()) == 1
     first = Delivery.objects.filter(subscriber=trending, status="sent").order_by("due_at")[1]
-    reasons = [item.reasons[0]["interest"] for item in first.items.order_by("rank")]
+    reasons = [item.reasons[0]["topic"] for item in first.items.order_by("rank")]
     assert reasons[0].startswith("#1 today · ") and reasons[0].endswith(" upvotes")
     assert len(reasons) == 5
     # And the reader sees it so, in both parts of the email.
@@ -213,7 +213,7 @@ def test_daylight_saving_neither_skips_nor_doubles_a_digest(
     HFTimeline(synthetic_days(friday - dt.timedelta(days=1), 5)).install(sources_on_loopback)
     reader = Subscriber.objects.create(
         email="tz@example.org",
-        interests=[],
+        topics=[],
         status=Subscriber.Status.ACTIVE,
         time_zone=zone,
         send_hour=7,
@@ -253,7 +253,7 @@ def test_real_days_listed_through_the_day_reach_their_followers(
         # Following one paper: trending only, with room for the whole day, so it is in.
         readers[item["paper"]["id"]] = Subscriber.objects.create(
             email=f"{item['paper']['id']}@example.org",
-            interests=[],
+            topics=[],
             max_papers=20,
             status=Subscriber.Status.ACTIVE,
             send_hour=7,

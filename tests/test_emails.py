@@ -58,14 +58,14 @@ SAMPLE_PAPERS: list[dict[str, Any]] = [
         "project_page": "https://pku-yuangroup.github.io/Helios-Page/",
         "reasons": [
             {
-                "interest": "video generation",
+                "topic": "video generation",
                 "field": "title",
                 "before": "Helios: Real-Time Long ",
                 "match": "Video Generation",
                 "after": " with Autoregressive Diffusion",
             },
             {
-                "interest": "diffusion",
+                "topic": "diffusion",
                 "field": "title",
                 "before": "Helios: Real-Time Long Video Generation with Autoregressive ",
                 "match": "Diffusion",
@@ -96,7 +96,7 @@ SAMPLE_PAPERS: list[dict[str, Any]] = [
         "project_page": "",
         "reasons": [
             {
-                "interest": "diffusion",
+                "topic": "diffusion",
                 "field": "abstract",
                 "before": "…of 2,000 prompts, and a ",
                 "match": "diffusion",
@@ -123,14 +123,14 @@ SAMPLE_PAPERS: list[dict[str, Any]] = [
         "project_page": "https://motioncrafter.github.io/",
         "reasons": [
             {
-                "interest": "video generation",
+                "topic": "video generation",
                 "field": "keywords",
                 "before": "",
                 "match": "video generation",
                 "after": "",
             },
             {
-                "interest": "diffusion",
+                "topic": "diffusion",
                 "field": "abstract",
                 "before": "…adapters trained on a frozen video ",
                 "match": "diffusion",
@@ -150,7 +150,7 @@ SAMPLE_PAPERS: list[dict[str, Any]] = [
         "ai_summary": "",
         "reasons": [
             {
-                "interest": "diffusion",
+                "topic": "diffusion",
                 "field": "title",
                 "before": "Masked Discrete ",
                 "match": "Diffusion",
@@ -172,7 +172,7 @@ SAMPLE_PAPERS: list[dict[str, Any]] = [
         "github_stars": 312,
         "reasons": [
             {
-                "interest": "diffusion",
+                "topic": "diffusion",
                 "field": "title",
                 "before": "One-Step Image Editing with Consistency-Distilled ",
                 "match": "Diffusion",
@@ -193,7 +193,7 @@ SAMPLE_PAPERS: list[dict[str, Any]] = [
         "ai_summary": "",
         "reasons": [
             {
-                "interest": "video generation",
+                "topic": "video generation",
                 "field": "abstract",
                 "before": "…an inverse dynamics model, and ",
                 "match": "video generation",
@@ -213,7 +213,7 @@ SAMPLE_PAPERS: list[dict[str, Any]] = [
         "ai_summary": "",
         "reasons": [
             {
-                "interest": "diffusion",
+                "topic": "diffusion",
                 "field": "abstract",
                 "before": "",
                 "match": "Diffusion",
@@ -233,7 +233,7 @@ SAMPLE_PAPERS: list[dict[str, Any]] = [
         "ai_summary": "",
         "reasons": [
             {
-                "interest": "diffusion",
+                "topic": "diffusion",
                 "field": "title",
                 "before": "Sparse Autoencoders Find Interpretable Features in Video ",
                 "match": "Diffusion",
@@ -491,7 +491,7 @@ def test_scraped_markup_is_escaped_in_html_and_readable_in_text(
         project_page="javascript:alert(1)",
         reasons=[
             {
-                "interest": "diffusion",
+                "topic": "diffusion",
                 "field": "abstract",
                 "before": f"…and {attack} a ",
                 "match": "diffusion",

@@ -23,8 +23,8 @@ SENT = dt.datetime(2026, 3, 10, 7, 0, tzinfo=dt.UTC)
 
 
 def trending(rank: int, paper: Paper) -> list[dict[str, str]]:
-    interest = f"#{rank} today · {paper.upvotes} upvotes"
-    return [{"interest": interest, "field": "trending", "before": "", "match": "", "after": ""}]
+    topic = f"#{rank} today · {paper.upvotes} upvotes"
+    return [{"topic": topic, "field": "trending", "before": "", "match": "", "after": ""}]
 
 
 def digest_of(
@@ -98,7 +98,7 @@ def test_the_feed_holds_the_readers_papers_with_why_and_links(
     digest_of(alice, [older])
     diffusion = [
         {
-            "interest": "diffusion",
+            "topic": "diffusion",
             "field": "abstract",
             "before": "We distil an autoregressive ",
             "match": "diffusion",

@@ -45,7 +45,7 @@ WATCHED = [
 FORM_FIELDS = [
     "email",
     "topics",
-    "interests",
+    "topics",
     "intent",
     "max_papers",
     "frequency",

@@ -179,7 +179,7 @@ def test_a_stranger_cannot_change_a_subscribers_sentence(alice: Subscriber, clie
 def test_the_service_cleans_what_it_is_given() -> None:
     subscriber_signup(
         email=DAVE,
-        interests=["agents"],
+        topics=["agents"],
         frequency="daily",
         max_papers=5,
         ip="203.0.113.7",
@@ -189,7 +189,7 @@ def test_the_service_cleans_what_it_is_given() -> None:
     with pytest.raises(InvalidIntent):
         subscriber_signup(
             email="erin@example.org",
-            interests=["agents"],
+            topics=["agents"],
             frequency="daily",
             max_papers=5,
             ip="203.0.113.7",
@@ -262,7 +262,7 @@ def test_the_service_refuses_what_the_form_would(alice: Subscriber) -> None:
     with pytest.raises(InvalidIntent):
         subscriber_settings_update(
             subscriber=alice,
-            interests=["diffusion"],
+            topics=["diffusion"],
             intent="x" * 301,
             frequency="daily",
             max_papers=10,

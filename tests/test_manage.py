@@ -94,7 +94,7 @@ def sent_digest(
             score=4,
             reasons=[
                 {
-                    "interest": "diffusion",
+                    "topic": "diffusion",
                     "field": "title",
                     "before": "",
                     "match": "Diffusion",
@@ -206,7 +206,7 @@ def test_saving_topics_frequency_and_papers_per_email(
     assert subscriber_for_token(location.removeprefix("/manage/"), Purpose.MANAGE)[0] == alice
     alice = reloaded(alice)
     # Tidied as on signup: commas or lines, spaces collapsed, repeats dropped.
-    assert alice.interests == ["speech recognition", "Text-to-Speech", "-survey"]
+    assert alice.topics == ["speech recognition", "Text-to-Speech", "-survey"]
     assert alice.frequency == Subscriber.Frequency.WEEKLY
     assert alice.max_papers == 5
     page = text(client.get(page_of(alice)))
@@ -266,8 +266,8 @@ def test_a_mistake_is_shown_next_to_its_field_and_what_she_typed_is_kept(
     assert "Not saved yet" in page
     # Nothing changed.
     after = reloaded(alice)
-    assert (after.interests, after.frequency, after.max_papers) == (
-        before.interests,
+    assert (after.topics, after.frequency, after.max_papers) == (
+        before.topics,
         before.frequency,
         before.max_papers,
     )
@@ -289,7 +289,7 @@ def test_the_preview_follows_the_topics_as_typed_and_saves_nothing(
     assert "Whisper-Turbo" in fragment and "<mark>Speech Recognition</mark>" in fragment
     assert "Helios" not in fragment
     assert "1 paper</strong> of the 4 from Tuesday, 10 March 2026" in fragment
-    assert reloaded(alice).interests == ["diffusion", "video generation", "-survey"]
+    assert reloaded(alice).topics == ["diffusion", "video generation", "-survey"]
 
     # The same from a GET with the settings in the query; and with none, the saved ones.
     by_get = text(client.get(url, form_data(topics="reward model")))
@@ -358,7 +358,7 @@ def test_the_preview_button_works_without_javascript(
     assert ">\nspeech recognition</textarea>" in page
     assert "Whisper-Turbo" in page and "Helios" not in page
     assert "Not saved yet" in page
-    assert reloaded(alice).interests == ["diffusion", "video generation", "-survey"]
+    assert reloaded(alice).topics == ["diffusion", "video generation", "-survey"]
 
 
 # --- Pause, resume, resubscribe ---------------------------------------------------------
@@ -543,7 +543,7 @@ def test_she_can_download_everything_kept_about_her(
         (1, papers["helios"].arxiv_id, papers["helios"].title),
         (2, papers["survey"].arxiv_id, papers["survey"].title),
     ]
-    assert sent["papers"][0]["reasons"][0]["interest"] == "diffusion"
+    assert sent["papers"][0]["reasons"][0]["topic"] == "diffusion"
     assert data["deliveries"][1]["papers"] == []
     assert [e["type"] for e in data["email_events"]] == ["delivered"]
     assert "bob" not in response.content.decode()
@@ -752,7 +752,7 @@ def test_without_topics_she_gets_the_trending_papers_and_her_mix_is_kept(
     response = client.post(page_of(alice), form_data(topics="", trending="none"))
     assert response.status_code == 302
     alice = reloaded(alice)
-    assert (alice.interests, alice.trending, alice.effective_trending) == ([], "few", "only")
+    assert (alice.topics, alice.trending, alice.effective_trending) == ([], "few", "only")
     page = text(client.get(page_of(alice)))
     assert "No topics: the day’s trending papers" in page
     # The preview ranks the day's papers by upvotes, and says so.

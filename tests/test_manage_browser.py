@@ -232,7 +232,7 @@ def test_without_javascript_the_preview_button_does_the_work(
         context.close()
 
     alice = Subscriber.objects.get(pk=alice_with_history.pk)
-    assert alice.interests == ["diffusion", "video generation", "-survey"]
+    assert alice.topics == ["diffusion", "video generation", "-survey"]
 
 
 def test_every_status_reads_clearly(

@@ -17,7 +17,7 @@ from digest.matching.batching import scoring_processes
 from digest.matching.candidates import EditionPapers
 from digest.matching.chunks import ReasonsEncoder, score_chunk, write_chunk
 from digest.matching.embedding import text_key
-from digest.matching.keywords import Interests
+from digest.matching.keywords import Topics
 from digest.matching.vectors import subscriber_texts, subscribers_embed
 from digest.models import Delivery, DeliveryPaper, Paper
 from digest.planning import edition_plan
@@ -70,8 +70,8 @@ def test_forked_scorers_choose_what_each_reader_alone_would_get(
     # do not embed, so she is matched afterwards in this process.
     subscribers_embed(readers)
     dora = readers[2]
-    dora.interests = ["text-to-speech", "speech synthesis"]
-    dora.save(update_fields=["interests"])
+    dora.topics = ["text-to-speech", "speech synthesis"]
+    dora.save(update_fields=["topics"])
 
     expected = {
         s.id: [item.paper.id for item in subscriber_preview(subscriber=s, date=EDITION_DATE)[0]]
@@ -131,7 +131,7 @@ def test_phrases_worked_out_in_forked_processes_serve_the_next_run(
 
     edition_match(edition=edition)
 
-    typed = {phrase for reader in readers for phrase in Interests.parse(reader.interests).texts}
+    typed = {phrase for reader in readers for phrase in Topics.parse(reader.topics).texts}
     assert scorer.knows_all(sorted(typed))  # learned from the children, not scored here
     assert scorer.phrases_known == len(typed)
     Paper.objects.filter(pk=papers[0].pk).update(upvotes=papers[0].upvotes + 40)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from digest.matching.embedding import DIMENSIONS
-from digest.matching.keywords import Interests, PaperIndex, phrase_stems
+from digest.matching.keywords import PaperIndex, Topics, phrase_stems
 from digest.matching.readers import Reader
 from digest.matching.scorer import Background, EditionScorer, PaperSet
 from digest.matching.sentences import PaperVectors
@@ -68,13 +68,13 @@ def keyword_scorer(papers: list[P]) -> EditionScorer:
 
 
 def rank(
-    interests: list[str],
+    topics: list[str],
     *,
     limit: int = 10,
     papers: list[P] = EDITION,
     sent: frozenset[int] = frozenset(),
 ) -> list[Any]:
-    reader = Reader(key=1, interests=interests, limit=limit, exclude_paper_ids=sent)
+    reader = Reader(key=1, topics=topics, limit=limit, exclude_paper_ids=sent)
     return keyword_scorer(papers).rank(reader)
 
 
@@ -133,7 +133,7 @@ def test_top_n_and_already_sent_papers_are_left_out() -> None:
 def test_the_reason_names_interest_field_and_highlights_the_words() -> None:
     [title_match] = rank(["latent diffusion model"], limit=1)
     reason = title_match.reasons[0]
-    assert reason.interest == "latent diffusion model"
+    assert reason.topic == "latent diffusion model"
     assert reason.field == "title"
     assert (reason.before, reason.match, reason.after) == (
         "Fast Sampling for ",
@@ -166,14 +166,14 @@ def test_a_keyword_reason_shows_the_one_keyword_that_matched() -> None:
 def test_every_matching_interest_is_a_reason_best_first() -> None:
     [match] = rank(["policy", "reasoning"], limit=1)
     assert match.paper_id == 5
-    assert [(r.interest, r.field) for r in match.reasons] == [
+    assert [(r.topic, r.field) for r in match.reasons] == [
         ("reasoning", "title"),
         ("policy", "abstract"),
     ]
 
 
 def test_interests_parse_wanted_and_excluded() -> None:
-    parsed = Interests.parse(["Diffusion", " -Survey ", "-", "  "])
+    parsed = Topics.parse(["Diffusion", " -Survey ", "-", "  "])
     assert parsed.wanted == [("Diffusion", ("diffus",))]
     assert parsed.excluded == [("survey",)]
     assert phrase_stems("LLMs, agents!") == ("llms", "agent")

@@ -164,7 +164,7 @@ def test_a_trending_digest_links_the_days_page_and_a_topics_only_one_does_not(
     dave = make_subscriber("dave@example.org", [])
     paper = make_paper("Helios", upvotes=212)
     older = make_paper("Monday's", upvotes=5, batch_date=DAY_BEFORE)
-    trending = [{"interest": "#1 today · 212 upvotes", "field": "trending"}]
+    trending = [{"topic": "#1 today · 212 upvotes", "field": "trending"}]
     items = [DigestItem(older, trending, 2), DigestItem(paper, trending, 1)]
 
     rendered = render_digest_for(subscriber=dave, edition_date=EDITION_DATE, items=items)
@@ -176,7 +176,7 @@ def test_a_trending_digest_links_the_days_page_and_a_topics_only_one_does_not(
     )
     assert f"Top papers of 10 Mar: {url}\n" in weekly.text
 
-    keyword = [{"interest": "helios", "field": "title", "before": "", "match": "Helios"}]
+    keyword = [{"topic": "helios", "field": "title", "before": "", "match": "Helios"}]
     alice = make_subscriber("alice@example.org", ["helios"])
     mine = render_digest_for(
         subscriber=alice, edition_date=EDITION_DATE, items=[DigestItem(paper, keyword, 1)]

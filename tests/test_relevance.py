@@ -75,7 +75,7 @@ def ids(matches: list[Any]) -> list[int]:
 
 def test_a_sentence_close_to_a_paper_brings_it_with_that_reason() -> None:
     s = scorer(EDITION, EDITION_VECTORS)
-    reader = Reader(key=1, interests=["long-form comprehension"], limit=10, intent=VIDEO)
+    reader = Reader(key=1, topics=["long-form comprehension"], limit=10, intent=VIDEO)
     [match] = s.rank(reader)
     assert match.paper_id == VIDEO_QA.id
     assert match.reasons[0].field == "described"
@@ -84,7 +84,7 @@ def test_a_sentence_close_to_a_paper_brings_it_with_that_reason() -> None:
 def test_a_specific_phrase_in_the_title_is_strong_evidence() -> None:
     s = scorer(EDITION, EDITION_VECTORS)
     phrase = {"speech synthesis": SPEECH}
-    reader = Reader(key=1, interests=["speech synthesis"], limit=10, phrase_vectors=phrase)
+    reader = Reader(key=1, topics=["speech synthesis"], limit=10, phrase_vectors=phrase)
     [match] = s.rank(reader)
     assert match.paper_id == TTS.id
     assert (match.reasons[0].field, match.reasons[0].match) == ("title", "Speech Synthesis")
@@ -94,7 +94,7 @@ def test_a_generic_word_found_everywhere_is_not_enough() -> None:
     # "reasoning" is in every background abstract: it says little about a paper.
     s = scorer(EDITION, EDITION_VECTORS)
     reader = Reader(
-        key=1, interests=["reasoning"], limit=10, phrase_vectors={"reasoning": direction(42)}
+        key=1, topics=["reasoning"], limit=10, phrase_vectors={"reasoning": direction(42)}
     )
     assert s.specificity(("reason",)) < 0.1
     assert s.rank(reader) == []
@@ -102,17 +102,17 @@ def test_a_generic_word_found_everywhere_is_not_enough() -> None:
 
 def test_nothing_relevant_means_silence() -> None:
     s = scorer(EDITION, EDITION_VECTORS)
-    reader = Reader(key=1, interests=["protein folding"], limit=10, intent=direction(77))
+    reader = Reader(key=1, topics=["protein folding"], limit=10, intent=direction(77))
     assert s.rank(reader) == []
 
 
 def test_exclusions_and_papers_already_sent_never_come_back() -> None:
     s = scorer(EDITION, EDITION_VECTORS)
     video = {"video": VIDEO}
-    assert ids(s.rank(Reader(key=1, interests=["video"], limit=10, phrase_vectors=video))) == [1]
-    excluded = Reader(key=1, interests=["video", "-question"], limit=10, phrase_vectors=video)
+    assert ids(s.rank(Reader(key=1, topics=["video"], limit=10, phrase_vectors=video))) == [1]
+    excluded = Reader(key=1, topics=["video", "-question"], limit=10, phrase_vectors=video)
     assert s.rank(excluded) == []
-    sent = Reader(key=1, interests=["video"], limit=10, phrase_vectors=video, exclude_paper_ids={1})
+    sent = Reader(key=1, topics=["video"], limit=10, phrase_vectors=video, exclude_paper_ids={1})
     assert s.rank(sent) == []
 
 
@@ -121,7 +121,7 @@ def test_a_liked_paper_pulls_in_its_neighbours_and_says_so() -> None:
     liked = np.vstack([near(SPEECH, 0.95, 50)])
     reader = Reader(
         key=1,
-        interests=["audio"],
+        topics=["audio"],
         limit=10,
         phrase_vectors={"audio": near(SPEECH, 0.3, 60)},  # related, not the same
         liked=liked,
@@ -129,7 +129,7 @@ def test_a_liked_paper_pulls_in_its_neighbours_and_says_so() -> None:
     )
     [match] = s.rank(reader)
     assert match.paper_id == TTS.id
-    assert (match.reasons[0].field, match.reasons[0].interest) == (
+    assert (match.reasons[0].field, match.reasons[0].topic) == (
         "liked",
         "Whisper-Style Speech Recognition",
     )
@@ -139,7 +139,7 @@ def test_a_disliked_paper_pushes_its_neighbours_out() -> None:
     s = scorer(EDITION, EDITION_VECTORS)
     video = {"video": VIDEO}
     disliked = np.vstack([near(VIDEO, 0.95, 51)])
-    reader = Reader(key=1, interests=["video"], limit=10, phrase_vectors=video, disliked=disliked)
+    reader = Reader(key=1, topics=["video"], limit=10, phrase_vectors=video, disliked=disliked)
     assert s.rank(reader) == []
 
 
@@ -149,7 +149,7 @@ def test_the_limit_keeps_the_best() -> None:
     s = scorer(papers, vectors)
     reader = Reader(
         key=1,
-        interests=["video understanding"],
+        topics=["video understanding"],
         limit=2,
         intent=VIDEO,
         intent_terms=intent_terms_of("Video understanding"),
@@ -162,7 +162,7 @@ def test_with_few_papers_known_the_keywords_decide_alone(background: int) -> Non
     # A new install's first day: too few papers to say what is unusual.
     s = scorer(EDITION, EDITION_VECTORS, background=background)
     assert not s.use_meaning
-    reader = Reader(key=1, interests=["reasoning"], limit=10, intent=VIDEO)
+    reader = Reader(key=1, topics=["reasoning"], limit=10, intent=VIDEO)
     assert ids(s.rank(reader)) == [BENCH.id]
 
 
@@ -184,18 +184,18 @@ def test_many_readers_at_once_rank_as_each_alone() -> None:
     s = scorer(EDITION, EDITION_VECTORS)
     video = {"video": VIDEO}
     readers = [
-        Reader(key=1, interests=["video"], limit=10, phrase_vectors=video),
-        Reader(key=2, interests=["-survey"], limit=10),  # nothing wanted: nothing
+        Reader(key=1, topics=["video"], limit=10, phrase_vectors=video),
+        Reader(key=2, topics=["-survey"], limit=10),  # nothing wanted: nothing
         Reader(
             key=3,
-            interests=["speech"],
+            topics=["speech"],
             limit=10,
             intent=SPEECH,
             intent_terms=intent_terms_of("Speech synthesis"),
             phrase_vectors={"speech": SPEECH},
         ),
-        Reader(key=4, interests=["video"], limit=10, phrase_vectors=video, liked=VIDEO[None]),
-        Reader(key=5, interests=["Video"], limit=10, exclude_paper_ids={VIDEO_QA.id}),
+        Reader(key=4, topics=["video"], limit=10, phrase_vectors=video, liked=VIDEO[None]),
+        Reader(key=5, topics=["Video"], limit=10, exclude_paper_ids={VIDEO_QA.id}),
     ]
     together = s.rank_many(readers)
     alone = [scorer(EDITION, EDITION_VECTORS).rank(r) for r in readers]

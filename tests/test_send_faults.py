@@ -91,13 +91,13 @@ def _reader(n: int) -> str:
 
 def _owe(papers: list[Paper], readers: int) -> list[Delivery]:
     subscribers = Subscriber.objects.bulk_create(
-        Subscriber(email=_reader(n), interests=["diffusion"], status=Subscriber.Status.ACTIVE)
+        Subscriber(email=_reader(n), topics=["diffusion"], status=Subscriber.Status.ACTIVE)
         for n in range(readers)
     )
     edition = Edition.objects.create(date=EDITION_DATE)
     now = timezone.now()
     deliveries = Delivery.objects.bulk_create(
-        Delivery(edition=edition, subscriber=s, matched_at=now, interests=["diffusion"])
+        Delivery(edition=edition, subscriber=s, matched_at=now, topics=["diffusion"])
         for s in subscribers
     )
     DeliveryPaper.objects.bulk_create(
@@ -500,7 +500,7 @@ def test_matching_fans_out_over_every_pool_process(
     loopback.route("/api/daily_papers", json=[])
     celery.env.update(PAPERBOY_HF_URL=loopback.base_url, PAPERBOY_REFRESH_DAYS="0")
     Subscriber.objects.bulk_create(
-        Subscriber(email=_reader(n), interests=["diffusion"], status=Subscriber.Status.ACTIVE)
+        Subscriber(email=_reader(n), topics=["diffusion"], status=Subscriber.Status.ACTIVE)
         for n in range(CHAIN_READERS)
     )
     log = tmp_path / "worker.log"

@@ -166,7 +166,7 @@ def test_no_topics_is_a_trending_reader_at_the_hour_and_zone_they_chose(
     )
     assert response.status_code == 302
     dave = Subscriber.objects.get(email=DAVE)
-    assert dave.interests == []
+    assert dave.topics == []
     assert dave.effective_trending == Subscriber.Trending.ONLY  # whatever the mix said
     assert (dave.send_hour, dave.time_zone) == (18, "America/New_York")
 
@@ -217,7 +217,7 @@ def test_no_topics_ignores_the_mix_sent_by_a_page_without_javascript(
     sign_up(client, topics="", trending="only")
     dave = Subscriber.objects.get(email=DAVE)
     # Stored as the default, so that topics added later start from "only my topics".
-    assert (dave.interests, dave.trending, dave.effective_trending) == ([], "none", "only")
+    assert (dave.topics, dave.trending, dave.effective_trending) == ([], "none", "only")
 
 
 @pytest.mark.parametrize(
@@ -418,7 +418,7 @@ def test_dave_signs_up_and_gets_one_confirmation_email(client: Client, mailbox: 
 
     dave = Subscriber.objects.get(email=DAVE)
     assert dave.status == Subscriber.Status.PENDING
-    assert dave.interests == ["diffusion", "speech recognition", "-survey"]
+    assert dave.topics == ["diffusion", "speech recognition", "-survey"]
     assert dave.frequency == "weekly" and dave.max_papers == 7
     assert dave.confirmation_sent_at is not None and dave.confirmed_at is None
 
@@ -555,7 +555,7 @@ def test_signing_up_again_while_pending_updates_and_resends_at_most_every_ten_mi
     sign_up(client, topics="world models", frequency="daily", max_papers="3")
 
     dave = Subscriber.objects.get(email=DAVE)
-    assert dave.interests == ["world models"]
+    assert dave.topics == ["world models"]
     assert dave.frequency == "daily" and dave.max_papers == 3
     assert len(mailbox.messages) == 1  # the first email is minutes old: not again yet
 
@@ -577,7 +577,7 @@ def test_an_active_subscriber_gets_a_settings_link_and_nothing_changes(
 
     assert response["Location"] == "/signup/check-inbox"
     alice = refreshed(alice)
-    assert alice.interests == ["diffusion", "video generation", "-survey"]  # untouched
+    assert alice.topics == ["diffusion", "video generation", "-survey"]  # untouched
     assert alice.status == Subscriber.Status.ACTIVE
     [received] = mailbox.messages
     message = received.message
@@ -605,7 +605,7 @@ def test_a_suppressed_address_is_never_resubscribed_and_sent_nothing(
 
     assert response["Location"] == "/signup/check-inbox"
     assert refreshed(mallory).status == Subscriber.Status.SUPPRESSED
-    assert refreshed(mallory).interests == ["agents"]
+    assert refreshed(mallory).topics == ["agents"]
     assert mailbox.messages == []
     # Nor does "send it again".
     client.post("/signup/resend")
@@ -626,7 +626,7 @@ def test_an_unsubscribed_address_must_confirm_again(
 
     erin = refreshed(erin)
     assert erin.status == Subscriber.Status.PENDING
-    assert erin.interests == ["robotics"]
+    assert erin.topics == ["robotics"]
     [received] = mailbox.messages
     assert received.message["Subject"] == "Confirm your Paperboy subscription"
     client.post(confirm_path(received.message))
@@ -688,7 +688,7 @@ def test_send_it_again_from_the_check_inbox_page(client: Client, mailbox: Mailbo
     )
     client.post("/signup/resend")
     assert len(mailbox.messages) == 2
-    assert refreshed(dave).interests == ["diffusion", "speech recognition", "-survey"]
+    assert refreshed(dave).topics == ["diffusion", "speech recognition", "-survey"]
 
 
 def test_send_it_again_without_a_signup_goes_home(client: Client) -> None:

@@ -185,7 +185,7 @@ def test_signing_up_with_topic_chips_and_confirming(
 
     dave = Subscriber.objects.get(email="dave@example.org")
     assert dave.status == Subscriber.Status.ACTIVE
-    assert dave.interests == ["diffusion", "speech recognition", "-survey", "reasoning"]
+    assert dave.topics == ["diffusion", "speech recognition", "-survey", "reasoning"]
     assert dave.frequency == Subscriber.Frequency.WEEKLY
     assert dave.max_papers == 8
 
@@ -208,13 +208,13 @@ def test_signing_up_without_javascript(live_server: Any, smtp_server: Mailbox) -
 
     erin = Subscriber.objects.get(email="erin@example.org")
     assert erin.status == Subscriber.Status.PENDING
-    assert erin.interests == ["world models", "robotics", "-survey"]
+    assert erin.topics == ["world models", "robotics", "-survey"]
     assert erin.frequency == Subscriber.Frequency.DAILY and erin.max_papers == 10
 
 
 def test_the_expired_link_and_too_many_pages(live_server: Any, smtp_server: Mailbox) -> None:
     carol = Subscriber.objects.create(
-        email="carol@example.org", interests=["speech"], status=Subscriber.Status.PENDING
+        email="carol@example.org", topics=["speech"], status=Subscriber.Status.PENDING
     )
     four_days_ago = time.time() - 4 * 24 * 3600
     with mock.patch("django.core.signing.time.time", return_value=four_days_ago):
@@ -276,7 +276,7 @@ def test_signing_up_without_topics_in_the_browser_guesses_the_time_zone(
         assert "Check your inbox" in page.content()
     wait_for_mail(smtp_server, 1)
     tia = Subscriber.objects.get(email="tia@example.org")
-    assert (tia.interests, tia.send_hour, tia.time_zone) == ([], 18, "Europe/Berlin")
+    assert (tia.topics, tia.send_hour, tia.time_zone) == ([], 18, "Europe/Berlin")
     assert tia.effective_trending == Subscriber.Trending.ONLY
 
 
@@ -344,6 +344,6 @@ def test_a_weekly_reader_picks_the_day_hour_and_zone_and_the_mix_is_one_control(
         context.close()
 
     una = Subscriber.objects.get(email="una@example.org")
-    assert (una.status, una.interests, una.trending) == ("active", [], "none")
+    assert (una.status, una.topics, una.trending) == ("active", [], "none")
     assert (una.frequency, una.send_weekday, una.send_hour) == ("weekly", 5, 18)
     assert una.time_zone == "America/New_York"

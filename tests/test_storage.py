@@ -31,7 +31,7 @@ def test_vectors_stored_before_are_split_into_the_sentence_s_and_the_phrases() -
     with_sentence, without = rows(3, 1), rows(2, 2)
     old.objects.create(
         email="a@example.org",
-        interests=["diffusion", "video"],
+        interests=["diffusion", "video"],  # the field's name then
         intent="Diffusion models for video.",
         embedding=to_bytes(with_sentence),  # the sentence's row led the phrases' rows
         embedding_key="k1",
@@ -55,6 +55,45 @@ def test_vectors_stored_before_are_split_into_the_sentence_s_and_the_phrases() -
     b = Subscriber.objects.get(email="b@example.org")
     assert np.array_equal(from_bytes(b.embedding), without)  # no sentence: untouched
     assert not b.intent_vector and b.intent_words == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_topics_were_interests_and_stored_reasons_are_renamed_in_place() -> None:
+    before = [
+        ("subscriptions", "0006_schedule_trending_feed"),
+        ("digest", "0010_delivery_write_costs"),
+    ]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    state = executor.loader.project_state(before).apps
+    subscriber = state.get_model("subscriptions", "Subscriber").objects.create(
+        email="a@example.org", interests=["diffusion"]
+    )
+    edition = state.get_model("digest", "Edition").objects.create(date="2026-03-10")
+    delivery = state.get_model("digest", "Delivery").objects.create(
+        edition=edition, subscriber=subscriber, interests=["diffusion"]
+    )
+    paper = state.get_model("digest", "Paper").objects.create(
+        arxiv_id="2603.00001", title="t", batch_date="2026-03-10"
+    )
+    # A snippet that quotes the old key must keep it: only keys are renamed.
+    quoted = 'a config of {"interest": 1}'
+    reasons = [{"interest": "diffusion", "field": "title", "before": quoted}]
+    state.get_model("digest", "DeliveryPaper").objects.create(
+        delivery=delivery, paper=paper, rank=1, score=1.0, reasons=reasons
+    )
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    from digest.models import Delivery, DeliveryPaper
+
+    assert Subscriber.objects.get(email="a@example.org").topics == ["diffusion"]
+    assert Delivery.objects.get().topics == ["diffusion"]
+    assert DeliveryPaper.objects.get().reasons == [
+        {"topic": "diffusion", "field": "title", "before": quoted}
+    ]
 
 
 @pytest.mark.django_db

@@ -252,7 +252,7 @@ def test_dana_signs_up_confirms_changes_topics_and_unsubscribes_from_a_digest(
 
     dana = Subscriber.objects.get(email="dana@example.org")
     assert dana.status == Subscriber.Status.ACTIVE
-    assert dana.interests == ["speech"]
+    assert dana.topics == ["speech"]
 
     # 9. Tuesday morning: the daily run sends everyone their digest.
     prepared = edition_prepare(date=TUESDAY, scrape=False)

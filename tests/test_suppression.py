@@ -403,7 +403,7 @@ def test_unsuppress_does_not_bring_back_someone_who_had_left(
 def test_a_suppressed_address_stays_suppressed_when_added_again(alice: Subscriber) -> None:
     subscriber_suppress(subscriber=alice, reason="hard bounce (550 5.1.1 user unknown)")
 
-    again, created = subscriber_add(email="ALICE@example.org", interests=["diffusion"])
+    again, created = subscriber_add(email="ALICE@example.org", topics=["diffusion"])
 
     assert not created
     assert again.status == Subscriber.Status.SUPPRESSED

@@ -44,7 +44,7 @@ class DigestItemLike(Protocol):
     def paper(self) -> Paper: ...
 
     @property
-    def reasons(self) -> Any: ...  # list of {"interest", "field", "before", "match", "after"}
+    def reasons(self) -> Any: ...  # list of {"topic", "field", "before", "match", "after"}
 
     @property
     def rank(self) -> int: ...
@@ -74,13 +74,13 @@ class Snippet:
 
 @dataclass(frozen=True)
 class Why:
-    interest: str
+    topic: str
     where: str  # "the abstract"
-    snippet: Snippet | None  # None when it would only repeat the interest or the title
-    also: list[str]  # the other interests this paper matched
-    # "keyword" (a phrase matched: interest, where, snippet), "described" (close to their
-    # sentence), "liked" (like the paper titled `interest` they liked) or "related" (close
-    # in meaning to their phrase `interest`, though the words differ).
+    snippet: Snippet | None  # None when it would only repeat the topic or the title
+    also: list[str]  # the other topics this paper matched
+    # "keyword" (a phrase matched: topic, where, snippet), "described" (close to their
+    # sentence), "liked" (like the paper titled `topic` they liked) or "related" (close
+    # in meaning to their phrase `topic`, though the words differ).
     kind: str = "keyword"
 
 
@@ -166,15 +166,15 @@ def best_reason(reasons: Sequence[Mapping[str, str]]) -> Mapping[str, str] | Non
 def _why(
     reasons: Sequence[Mapping[str, str]], best: Mapping[str, str], title_parts: Snippet
 ) -> Why:
-    interest = one_line(best.get("interest", ""))
+    topic = one_line(best.get("topic", ""))
     others: list[str] = []
     for reason in reasons:
-        other = one_line(reason.get("interest", ""))
-        if other and other.lower() != interest.lower() and other not in others:
+        other = one_line(reason.get("topic", ""))
+        if other and other.lower() != topic.lower() and other not in others:
             others.append(other)
     field_name = best.get("field", "")
     if field_name in ("described", "liked", "related", "trending"):
-        return Why(interest=interest, where="", snippet=None, also=[], kind=field_name)
+        return Why(topic=topic, where="", snippet=None, also=[], kind=field_name)
     snippet: Snippet | None = Snippet(
         squash(best.get("before", "")).lstrip(),
         one_line(best.get("match", "")),
@@ -183,13 +183,11 @@ def _why(
     if field_name == "title" and title_parts.match:
         snippet = None  # highlighted in the title itself, just above
     elif (
-        snippet
-        and not (snippet.before or snippet.after)
-        and snippet.match.lower() == interest.lower()
+        snippet and not (snippet.before or snippet.after) and snippet.match.lower() == topic.lower()
     ):
-        snippet = None  # a keyword that is exactly the interest: nothing to add
+        snippet = None  # a keyword that is exactly the topic: nothing to add
     return Why(
-        interest=interest,
+        topic=topic,
         where=_FIELD_WORDS.get(field_name, f"the {field_name}"),
         snippet=snippet,
         also=others,

@@ -67,10 +67,10 @@ def digest_context(
     subscriber: Subscriber,
     edition_date: dt.date,
     items: Sequence[DigestItemLike],
-    interests: Sequence[str] | None = None,
+    topics: Sequence[str] | None = None,
     for_browser: bool = False,
 ) -> dict[str, Any]:
-    """`interests`: the topics the papers were picked for, if not the subscriber's today.
+    """`topics`: the topics the papers were picked for, if not the subscriber's today.
     `for_browser`: the web copy, which needs no link to itself."""
     papers = [
         paper_entry(item, subscriber=subscriber) for item in sorted(items, key=lambda i: i.rank)
@@ -80,7 +80,7 @@ def digest_context(
         edition_date=edition_date,
         items=items,
         first_title=papers[0].title if papers else "",
-        interests=interests,
+        topics=topics,
         links=ReaderLinks.of(subscriber, edition_date, for_browser=for_browser),
     )
     context["papers"] = papers
@@ -112,12 +112,12 @@ def frame_context(
     edition_date: dt.date,
     items: Sequence[DigestItemLike],
     first_title: str,
-    interests: Sequence[str] | None,
+    topics: Sequence[str] | None,
     links: ReaderLinks,
 ) -> dict[str, Any]:
     """Everything the digest's templates show around its papers; `first_title` is the
     top paper's title as shown (one line), "" for a digest without papers."""
-    chosen_for = subscriber.interests if interests is None else interests
+    chosen_for = subscriber.topics if topics is None else topics
     topics = [t for t in chosen_for if not t.startswith("-")]
     excluded = [t[1:] for t in chosen_for if t.startswith("-")]
     count = len(items)
@@ -161,7 +161,7 @@ def render_digest_for(
     subscriber: Subscriber,
     edition_date: dt.date,
     items: Sequence[DigestItemLike],
-    interests: Sequence[str] | None = None,
+    topics: Sequence[str] | None = None,
     for_browser: bool = False,
 ) -> RenderedEmail:
     """Render a digest from any papers; no Delivery row needed (previews use this)."""
@@ -169,7 +169,7 @@ def render_digest_for(
         subscriber=subscriber,
         edition_date=edition_date,
         items=items,
-        interests=interests,
+        topics=topics,
         for_browser=for_browser,
     )
     env = text_env()
@@ -189,7 +189,7 @@ def render_digest(*, delivery: Delivery, for_browser: bool = False) -> RenderedE
         subscriber=delivery.subscriber,
         edition_date=delivery.edition.date,
         items=items,
-        interests=delivery.interests or None,
+        topics=delivery.topics or None,
         for_browser=for_browser,
     )
 

@@ -136,7 +136,7 @@ class Owed(Protocol):
     id: int
     edition_date: dt.date
     subscriber: Subscriber
-    interests: list[str]
+    topics: list[str]
     attempts: int
     items: list[CardItem]
 
@@ -226,7 +226,7 @@ def reader_view(delivery: Owed) -> str:
         edition_date=delivery.edition_date,
         items=(),
         first_title="",
-        interests=delivery.interests or None,
+        topics=delivery.topics or None,
         links=_NO_LINKS,
     )
     return json.dumps(context, sort_keys=True, default=str)
@@ -410,7 +410,7 @@ class EspBatcher:
                 subscriber=delivery.subscriber,
                 edition_date=delivery.edition_date,
                 items=delivery.items,
-                interests=delivery.interests or None,
+                topics=delivery.topics or None,
             )
         return _Template(rendered, links)
 

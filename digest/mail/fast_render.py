@@ -126,7 +126,7 @@ def _shown(reasons: list[dict[str, str]]) -> tuple[Any, ...]:
     best = best_reason(reasons)
     return (
         tuple(sorted(best.items())) if best else (),
-        tuple(str(r.get("interest", "")) for r in reasons),
+        tuple(str(r.get("topic", "")) for r in reasons),
     )
 
 
@@ -208,7 +208,7 @@ class DigestRenderer:
         subscriber: Subscriber,
         edition_date: dt.date,
         items: Sequence[CardItem],
-        interests: Sequence[str] | None = None,
+        topics: Sequence[str] | None = None,
     ) -> RenderedEmail:
         ordered = sorted(items, key=lambda i: i.rank)
         html_cards: list[str] = []
@@ -236,7 +236,7 @@ class DigestRenderer:
             edition_date=edition_date,
             items=_TrendingView.of(ordered),
             first_title=first_title,
-            interests=interests,
+            topics=topics,
             links=links,
         )
         context["papers"] = ordered

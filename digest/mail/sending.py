@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 SKIP_LEFT = "no longer active when it was due to send (paused, unsubscribed or suppressed)"
 # What sending reads of a reader (not their vectors, which are large).
 READER_FIELDS = (
-    "email", "key", "feed_key", "status", "channel", "interests", "frequency", "max_papers"
+    "email", "key", "feed_key", "status", "channel", "topics", "frequency", "max_papers"
 )  # fmt: skip
 # Papers a sender keeps loaded between batches (a day's candidates are a few hundred).
 PAPERS_KEPT = 2000
@@ -155,7 +155,7 @@ class _Owed:
     id: int
     edition_date: dt.date
     subscriber: Subscriber
-    interests: list[str]
+    topics: list[str]
     attempts: int
     items: list[CardItem] = field(default_factory=list)
 
@@ -191,12 +191,12 @@ def _load(lease: leases.Lease, papers: PaperCache) -> list[_Owed]:
     rows = list(
         leases.held(lease.owner, lease.ids)
         .order_by("id")
-        .values_list("id", "edition__date", "subscriber_id", "interests", "attempts")
+        .values_list("id", "edition__date", "subscriber_id", "topics", "attempts")
     )
     readers = Subscriber.objects.only(*READER_FIELDS).in_bulk([row[2] for row in rows])
     owed = {
-        i: _Owed(i, day, readers[sub], interests or [], attempts)
-        for i, day, sub, interests, attempts in rows
+        i: _Owed(i, day, readers[sub], topics or [], attempts)
+        for i, day, sub, topics, attempts in rows
     }
     items = list(
         # No order: the model's would join readers and editions to sort by their fields.
@@ -337,7 +337,7 @@ class BatchSender:
             subscriber=subscriber,
             edition_date=delivery.edition_date,
             items=delivery.items,
-            interests=delivery.interests or None,
+            topics=delivery.topics or None,
         )
         headers = {
             "Date": date,

@@ -1,6 +1,6 @@
 """The keyword signal: which of an edition's papers each of a reader's phrases is in, and where.
 
-An interest is a keyword phrase: consecutive words, matched case-insensitively after
+An topic is a keyword phrase: consecutive words, matched case-insensitively after
 stemming ("diffusion models" matches "Diffusion Model"), in the title, HF's ai_keywords or
 the abstract. A phrase starting with "-" excludes every paper that contains it.
 
@@ -167,7 +167,7 @@ class PaperIndex:
 
 @lru_cache(maxsize=100_000)
 def _parse_phrase(phrase: str) -> tuple[bool, str, tuple[str, ...]]:
-    """(excluded?, the phrase as typed without "-", its stems) of one typed interest."""
+    """(excluded?, the phrase as typed without "-", its stems) of one typed topic."""
     phrase = phrase.strip()
     if phrase.startswith("-"):
         return True, phrase[1:].strip(), phrase_stems(phrase[1:])
@@ -175,7 +175,7 @@ def _parse_phrase(phrase: str) -> tuple[bool, str, tuple[str, ...]]:
 
 
 @dataclass(frozen=True)
-class Interests:
+class Topics:
     """A subscriber's phrases, split into what they want and what they exclude."""
 
     wanted: list[tuple[str, tuple[str, ...]]]
@@ -183,7 +183,7 @@ class Interests:
     texts: tuple[str, ...] = ()  # the wanted phrases as typed
 
     @classmethod
-    def parse(cls, phrases: Sequence[str]) -> Interests:
+    def parse(cls, phrases: Sequence[str]) -> Topics:
         # Phrases repeat across subscribers ("diffusion"), so each is parsed once.
         wanted: list[tuple[str, tuple[str, ...]]] = []
         excluded: list[tuple[str, ...]] = []

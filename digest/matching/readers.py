@@ -24,7 +24,7 @@ from subscriptions.models import Subscriber
 from ..lookups import ints
 from ..models import Feedback, Paper
 from .embedding import ROW_BYTES, from_bytes, text_key
-from .keywords import Interests
+from .keywords import Topics
 from .sentences import Matrix
 from .vectors import subscribers_embed
 from .windows import Window
@@ -40,7 +40,7 @@ class Reader:
     from a stored row (`load_readers`) or a subscriber in memory (`readers_for`)."""
 
     key: int
-    interests: Sequence[str]
+    topics: Sequence[str]
     limit: int
     intent: Matrix | None = None  # one row, or None without a sentence
     # The sentence's distinct stemmed words (`intent_terms_of`); () without a sentence.
@@ -50,7 +50,7 @@ class Reader:
     liked_titles: Sequence[str] = ()
     disliked: Matrix | None = None
     exclude_paper_ids: set[int] | frozenset[int] = frozenset()
-    parsed: Interests | None = None  # `interests` parsed, when the loader has done it
+    parsed: Topics | None = None  # `topics` parsed, when the loader has done it
     # The papers this digest covers (see windows.py); None: every paper of the scorer.
     window: Window | None = None
     trending: str = "none"  # Subscriber.Trending, as it applies (none, few, only)
@@ -105,8 +105,8 @@ def _feedback(
 def _reader(
     subscriber_id: int,
     *,
-    interests: Sequence[str],
-    parsed: Interests | None = None,
+    topics: Sequence[str],
+    parsed: Topics | None = None,
     intent: str,
     words: str,
     intent_vector: bytes | memoryview | None,
@@ -120,7 +120,7 @@ def _reader(
 ) -> Reader:
     """A Reader from a subscriber's stored vectors (`phrase_vectors` may not have been
     read: the scorer knows every phrase)."""
-    phrases = (parsed or Interests.parse(interests)).texts
+    phrases = (parsed or Topics.parse(topics)).texts
     if not phrases:
         trending = "only"  # no topics: the trending list, whatever else was chosen
     sentence = from_bytes(intent_vector) if intent else None
@@ -129,7 +129,7 @@ def _reader(
     has_intent = sentence is not None and len(sentence) > 0
     return Reader(
         key=subscriber_id,
-        interests=interests,
+        topics=topics,
         limit=max(1, limit),
         intent=sentence[0] if sentence is not None and has_intent else None,
         intent_terms=stored_intent_terms(intent, words) if has_intent else (),
@@ -159,7 +159,7 @@ def readers_for(
         readers.append(
             _reader(
                 subscriber.pk or 0,
-                interests=subscriber.interests,
+                topics=subscriber.topics,
                 intent=subscriber.intent.strip(),
                 words=subscriber.intent_words,
                 intent_vector=subscriber.intent_vector,
@@ -181,8 +181,8 @@ class _Stored:
     remade, unknown phrases' fetched); each becomes a Reader."""
 
     frequency: str
-    interests: list[str]
-    parsed: Interests
+    topics: list[str]
+    parsed: Topics
     intent: str
     words: str  # the intent's stored BM25 words
     limit: int
@@ -213,7 +213,7 @@ def load_readers(
         .values_list(
             "id",
             "frequency",
-            "interests",
+            "topics",
             "intent",
             "intent_words",
             "max_papers",
@@ -225,15 +225,15 @@ def load_readers(
     stored: dict[int, _Stored] = {}
     stale: list[int] = []
     unknown: list[int] = []  # fresh, but with a phrase the scorer has not seen
-    for subscriber_id, frequency, interests, intent, words, limit, trending, key, vector in rows:
-        parsed = Interests.parse(interests)
+    for subscriber_id, frequency, topics, intent, words, limit, trending, key, vector in rows:
+        parsed = Topics.parse(topics)
         sentence = intent.strip()
         if key != text_key(sentence, *parsed.texts) or (sentence and not vector):
             stale.append(subscriber_id)
         elif not scorer_for(frequency).knows_all(parsed.texts):
             unknown.append(subscriber_id)
         stored[subscriber_id] = _Stored(
-            frequency, interests, parsed, sentence, words, limit, trending, vector
+            frequency, topics, parsed, sentence, words, limit, trending, vector
         )
     if stale and not embed_stale:
         for subscriber_id in stale:
@@ -254,7 +254,7 @@ def load_readers(
     return [
         _reader(
             subscriber_id,
-            interests=row.interests,
+            topics=row.topics,
             parsed=row.parsed,
             intent=row.intent,
             words=row.words,

@@ -21,11 +21,11 @@ SNIPPET_CONTEXT = 70  # characters either side of a match in an abstract
 
 
 class Reason(NamedTuple):
-    """Why a paper is in a digest: which interest matched, where, and the words around it.
+    """Why a paper is in a digest: which topic matched, where, and the words around it.
 
     A tuple, so it hashes cheaply: the reasons of a day's items are shared and counted."""
 
-    interest: str
+    topic: str
     field: str
     before: str
     match: str
@@ -33,7 +33,7 @@ class Reason(NamedTuple):
 
     def as_dict(self) -> dict[str, str]:
         return {
-            "interest": self.interest,
+            "topic": self.topic,
             "field": self.field,
             "before": self.before,
             "match": self.match,
@@ -52,7 +52,7 @@ class Match(NamedTuple):
     reasons: Sequence[Reason]
 
 
-def snippet(index: PaperIndex, paper_id: int, interest: str, hit: Hit) -> Reason:
+def snippet(index: PaperIndex, paper_id: int, topic: str, hit: Hit) -> Reason:
     """The reason a phrase's hit gives: the matched words, with some of their field."""
     text = index.papers[paper_id].fields[hit.field].text
     if hit.field == "keywords":
@@ -71,7 +71,7 @@ def snippet(index: PaperIndex, paper_id: int, interest: str, hit: Hit) -> Reason
         before = ("…" if lo > 0 else "") + before.lstrip()
         after = after.rstrip() + ("…" if hi < len(text) else "")
     return Reason(
-        interest=interest,
+        topic=topic,
         field=hit.field,
         before=before,
         match=text[hit.start : hit.end],
@@ -94,7 +94,7 @@ def _word_window(text: str, start: int, end: int, context: int) -> tuple[int, in
 
 class SharedReasons:
     """A scorer's reasons, each made once: by (paper position, phrases that hit it) for
-    keyword reasons, by (-1, kind, interest) for plain ones. The scorer reads `known`
+    keyword reasons, by (-1, kind, topic) for plain ones. The scorer reads `known`
     directly in its loop over readers, and asks for a reason only when it is new."""
 
     def __init__(self, index: PaperIndex, paper_ids: Sequence[int]) -> None:
@@ -113,11 +113,11 @@ class SharedReasons:
         reasons = self.known[key] = tuple(made)
         return reasons
 
-    def plain(self, interest: str, kind: str) -> tuple[Reason, ...]:
+    def plain(self, topic: str, kind: str) -> tuple[Reason, ...]:
         """A reason with nothing to highlight ("described", "liked", "related"), shared."""
-        key = (-1, kind, interest)
+        key = (-1, kind, topic)
         reasons = self.known.get(key)
         if reasons is None:
-            plain = Reason(interest=interest, field=kind, before="", match="", after="")
+            plain = Reason(topic=topic, field=kind, before="", match="", after="")
             reasons = self.known[key] = (plain,)
         return reasons

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from . import feedback
-from .keywords import Interests, PaperIndex, phrase_evidence, phrase_stems, specificity
+from .keywords import PaperIndex, Topics, phrase_evidence, phrase_stems, specificity
 from .phrases import LearnedPhrases, PhraseTable
 from .readers import Reader
 from .reasons import Match, Reason, SharedReasons
@@ -82,8 +82,8 @@ class Background:
 
 
 @dataclass(frozen=True)
-class _ParsedInterests:
-    interests: Interests
+class _ParsedTopics:
+    topics: Topics
     texts: tuple[str, ...]  # the wanted phrases as typed
     blocked: np.ndarray[Any, Any]  # positions of papers an exclusion ("-survey") hits
 
@@ -98,7 +98,7 @@ class _Batch:
 
     readers: Sequence[Reader]
     active: list[int]
-    parsed: list[_ParsedInterests]
+    parsed: list[_ParsedTopics]
     slot_starts: list[int]  # where each active reader's rows start in `take`
     take: np.ndarray[Any, Any]  # their phrases' rows
     starts: np.ndarray[Any, Any]  # `slot_starts`, as an array
@@ -216,14 +216,14 @@ class EditionScorer:
         """Positions of the papers the reader's "-phrase" exclusions rule out."""
         return set(self._parsed(reader).blocked.tolist())
 
-    def _parsed(self, reader: Reader) -> _ParsedInterests:
-        interests = reader.parsed or Interests.parse(reader.interests)
+    def _parsed(self, reader: Reader) -> _ParsedTopics:
+        topics = reader.parsed or Topics.parse(reader.topics)
         blocked = _NONE
-        if interests.excluded:
+        if topics.excluded:
             lookup, position = self.index.lookup, self.position
-            hit = {position[p] for stems in interests.excluded for p in lookup(stems)}
+            hit = {position[p] for stems in topics.excluded for p in lookup(stems)}
             blocked = np.asarray(sorted(hit), dtype=np.int64)
-        return _ParsedInterests(interests, interests.texts, blocked)
+        return _ParsedTopics(topics, topics.texts, blocked)
 
     def intent_word_scores(self, terms: Sequence[str]) -> Scores:
         """Per paper: BM25 of one sentence's words, as z-scores (words.py)."""
@@ -270,7 +270,7 @@ class EditionScorer:
         """The readers with something to match, and the table rows of their phrases
         (made here for phrases the table does not have yet); None if there are none."""
         active: list[int] = []
-        parsed: list[_ParsedInterests] = []
+        parsed: list[_ParsedTopics] = []
         slots: list[int] = []
         slot_starts: list[int] = []
         by_text = self._phrases.by_text
@@ -281,7 +281,7 @@ class EditionScorer:
             active.append(r)
             parsed.append(p)
             slot_starts.append(len(slots))
-            for text, stems in p.interests.wanted:
+            for text, stems in p.topics.wanted:
                 slot = by_text.get(text)
                 if slot is None:
                     slot = self._phrase_slot(text, stems, reader.phrase_vectors.get(text))
@@ -382,7 +382,7 @@ class EditionScorer:
     def _meaning_reasons(
         self,
         reader: Reader,
-        parsed: _ParsedInterests,
+        parsed: _ParsedTopics,
         i: int,
         slots: np.ndarray[Any, Any],
         closeness: Scores | None,

@@ -26,10 +26,10 @@ def period_word(frequency: str) -> str:
 
 
 def trending_reason(place: int, upvotes: int, frequency: str) -> Reason:
-    """Why a trending paper is there, as the reader reads it (the reason's `interest`)."""
+    """Why a trending paper is there, as the reader reads it (the reason's `topic`)."""
     votes = "1 upvote" if upvotes == 1 else f"{upvotes} upvotes"
     return Reason(
-        interest=f"#{place} {period_word(frequency)} · {votes}",
+        topic=f"#{place} {period_word(frequency)} · {votes}",
         field=TRENDING,
         before="",
         match="",

@@ -17,7 +17,7 @@ from subscriptions.models import Subscriber
 
 from ..models import Paper
 from .embedding import DIMENSIONS, embed_texts, from_bytes, text_key, to_bytes
-from .keywords import Interests
+from .keywords import Topics
 from .words import intent_words
 
 EMBED_BATCH_PAPERS = 8
@@ -77,7 +77,7 @@ def paper_units(papers: Sequence[Paper]) -> tuple[np.ndarray[Any, Any], np.ndarr
 
 def subscriber_texts(subscriber: Subscriber) -> tuple[str, list[str]]:
     """The texts a subscriber's vectors are of: their sentence and their wanted phrases."""
-    wanted = [text for text, _ in Interests.parse(subscriber.interests).wanted]
+    wanted = [text for text, _ in Topics.parse(subscriber.topics).wanted]
     return subscriber.intent.strip(), wanted
 
 

@@ -31,7 +31,7 @@ def short_time(when: dt.datetime | None) -> str:
 
 @admin.display(description="Topics")
 def topics(obj: Subscriber) -> str:
-    return ", ".join(obj.interests) or "– (trending)"
+    return ", ".join(obj.topics) or "– (trending)"
 
 
 @admin.display(description="When", ordering="send_hour")

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from subscriptions.form_fields import HOUR_CHOICES, WEEKDAY_CHOICES
 from subscriptions.models import MAX_PAPERS, MIN_PAPERS, Subscriber
 from subscriptions.schedule import timezone_names
-from subscriptions.topics import InvalidInterest, clean_interests
+from subscriptions.topics import InvalidTopic, clean_topic_list
 
 from ..csv_import import MAX_IMPORT_BYTES, ImportMode
 
@@ -33,7 +33,7 @@ class SubscriberForm(forms.ModelForm[Subscriber]):
         fields = (
             "email",
             "status",
-            "interests",
+            "topics",
             "intent",
             "trending",
             "frequency",
@@ -49,13 +49,13 @@ class SubscriberForm(forms.ModelForm[Subscriber]):
         # Without topics the reader gets the trending list whatever the mix says.
         self.fields["trending"].help_text = "Readers without topics get trending only."
 
-    def clean_interests(self) -> list[str]:
-        raw = self.cleaned_data["interests"]
+    def clean_topics(self) -> list[str]:
+        raw = self.cleaned_data["topics"]
         if not isinstance(raw, list) or not all(isinstance(t, str) for t in raw):
             raise ValidationError('Write the topics as a JSON list, e.g. ["diffusion", "-survey"].')
         try:
-            return clean_interests(raw)
-        except InvalidInterest as exc:
+            return clean_topic_list(raw)
+        except InvalidTopic as exc:
             raise ValidationError(str(exc)) from None
 
     def clean_max_papers(self) -> int:

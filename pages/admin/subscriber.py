@@ -62,7 +62,7 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
         "created_at",
         "confirmed_at",
     )
-    search_fields = ("email", "interests")
+    search_fields = ("email", "topics")
     date_hierarchy = "created_at"
     readonly_fields = (
         "key",
@@ -78,7 +78,7 @@ class SubscriberAdmin(admin.ModelAdmin[Subscriber]):
         "next_digest",
     )
     fieldsets = (
-        (None, {"fields": ("email", "status", "interests", "intent", "trending", "max_papers")}),
+        (None, {"fields": ("email", "status", "topics", "intent", "trending", "max_papers")}),
         (
             "Schedule and delivery",
             {

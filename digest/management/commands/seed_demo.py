@@ -22,9 +22,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         created = 0
-        for email, interests, max_papers in DEMO_SUBSCRIBERS:
+        for email, topics, max_papers in DEMO_SUBSCRIBERS:
             _, was_created = subscriber_add(
-                email=email, interests=interests, max_papers=max_papers, confirmed=True
+                email=email, topics=topics, max_papers=max_papers, confirmed=True
             )
             created += was_created
         self.stdout.write(

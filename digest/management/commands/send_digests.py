@@ -60,5 +60,5 @@ class Command(BaseCommand):
                 continue
             self.stdout.write(f"{subscriber.email}: {len(items)} papers")
             for item in items:
-                why = ", ".join(sorted({r["interest"] for r in item.reasons}))
+                why = ", ".join(sorted({r["topic"] for r in item.reasons}))
                 self.stdout.write(f"  {item.rank:2d}. {item.paper.title[:90]}  [{why}]")

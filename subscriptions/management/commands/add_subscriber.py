@@ -12,7 +12,7 @@ from django.core.validators import validate_email
 from subscriptions.models import DEFAULT_PAPERS, MAX_PAPERS, MIN_PAPERS, Subscriber
 from subscriptions.schedule import is_timezone
 from subscriptions.services import subscriber_add
-from subscriptions.topics import InvalidInterest
+from subscriptions.topics import InvalidTopic
 
 DAY_NAMES = {
     **{name.lower(): i for i, name in enumerate(calendar.day_abbr, start=1)},
@@ -93,23 +93,23 @@ class Command(BaseCommand):
         try:
             subscriber, created = subscriber_add(
                 email=email,
-                interests=options["topics"],
+                topics=options["topics"],
                 frequency=options["frequency"],
                 max_papers=options["max_papers"],
                 **{k: v for k, v in chosen.items() if v is not None},
             )
-        except InvalidInterest as exc:
+        except InvalidTopic as exc:
             raise CommandError(str(exc)) from None
         verb = "Added" if created else "Updated"
         if not subscriber.has_topics:
             what = "no topics: the trending papers, most upvoted first"
         elif subscriber.trending == Subscriber.Trending.FEW:
             extra = settings.PAPERBOY_TRENDING_EXTRA
-            what = f"{', '.join(subscriber.interests)}, plus the top {extra} trending"
+            what = f"{', '.join(subscriber.topics)}, plus the top {extra} trending"
         elif subscriber.trending == Subscriber.Trending.ONLY:
-            what = f"the trending papers only (topics kept: {', '.join(subscriber.interests)})"
+            what = f"the trending papers only (topics kept: {', '.join(subscriber.topics)})"
         else:
-            what = ", ".join(subscriber.interests)
+            what = ", ".join(subscriber.topics)
         schedule = subscriber.schedule
         day = (
             f"{calendar.day_name[schedule.weekday - 1]}s" if schedule.frequency == "weekly" else ""
