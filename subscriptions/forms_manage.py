@@ -8,15 +8,7 @@ from typing import Any
 
 from django import forms
 
-from .form_fields import (
-    hour_field,
-    intent_cleaned,
-    intent_field,
-    trending_field,
-    weekday_field,
-    zone_field,
-    zone_from_text,
-)
+from . import form_fields
 from .forms import address_from, email_field
 from .models import MAX_PAPERS, MIN_PAPERS, Subscriber
 from .topics import MAX_TOPICS, MAX_TOPICS_TEXT, InvalidTopic, topics_from_text
@@ -33,7 +25,7 @@ class DigestSettingsForm(forms.Form):
         help_text="Optional: leave it empty for the day’s trending papers. One per line; "
         "start a line with “-” to leave out papers that mention it, e.g. -survey.",
     )
-    intent = intent_field(rows=3)
+    intent = form_fields.intent_field(rows=3)
     frequency = forms.ChoiceField(
         label="How often", choices=Subscriber.Frequency.choices, widget=forms.RadioSelect
     )
@@ -50,10 +42,10 @@ class DigestSettingsForm(forms.Form):
         },
     )
 
-    trending = trending_field("With your topics")
-    send_hour = hour_field()
-    send_weekday = weekday_field()
-    time_zone = zone_field()
+    trending = form_fields.trending_field("With your topics")
+    send_hour = form_fields.hour_field()
+    send_weekday = form_fields.weekday_field()
+    time_zone = form_fields.zone_field()
     channel = forms.ChoiceField(
         label="Delivered by",
         choices=[
@@ -93,7 +85,7 @@ class DigestSettingsForm(forms.Form):
         }
 
     def clean_time_zone(self) -> str:
-        return zone_from_text(self.cleaned_data.get("time_zone") or "")
+        return form_fields.zone_from_text(self.cleaned_data.get("time_zone") or "")
 
     def clean_topics(self) -> list[str]:
         try:
@@ -102,7 +94,7 @@ class DigestSettingsForm(forms.Form):
             raise forms.ValidationError(str(exc)) from None
 
     def clean_intent(self) -> str:
-        return intent_cleaned(self)
+        return form_fields.intent_cleaned(self)
 
     def first_error(self) -> str:
         """One line for the preview, which sits away from the fields."""
