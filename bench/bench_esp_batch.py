@@ -3,8 +3,8 @@
     .venv/bin/python bench/bench_esp_batch.py --readers 10000 [--trending 0.3]
         [--cohorts 1000] [--send-batch 500] [--seed 1] [--database-url postgres://…]
 
-A share `--trending` of the readers are trending-only (one digest for all of them); the
-others fall into `--cohorts` groups of readers with the same topics (Zipf-weighted: a
+A share `--trending` of the subscribers are trending-only (one digest for all of them); the
+others fall into `--cohorts` groups of subscribers with the same topics (Zipf-weighted: a
 few large, a long tail of one or two), each cohort with a digest of its own. Deliveries
 and their papers are written directly, as matching would leave them (no matching is
 timed). The edition is then sent twice from one sender in this process, to a Mailgun
@@ -109,7 +109,7 @@ def server_stats(base: str, reset: bool = False) -> dict[str, int]:
 
 
 def make_edition(args: argparse.Namespace) -> tuple[int, int]:
-    """Readers, papers and one edition's matched deliveries; returns (edition id, groups)."""
+    """Subscribers, papers and one edition's matched deliveries; returns (edition id, groups)."""
     from django.db import transaction
     from django.utils import timezone
 
@@ -143,7 +143,7 @@ def make_edition(args: argparse.Namespace) -> tuple[int, int]:
             ]
             for topics in cohorts
         ]
-        readers: list[tuple[Subscriber, int]] = []  # (reader, cohort; -1: trending)
+        readers: list[tuple[Subscriber, int]] = []  # (subscriber, cohort; -1: trending)
         for n in range(args.readers):
             cohort = (
                 -1 if rng.random() < args.trending else rng.choices(range(args.cohorts), weights)[0]
@@ -238,9 +238,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     check_empty()
     proc, base = start_server()
     try:
-        log("writing readers and deliveries…")
+        log("writing subscribers and deliveries…")
         edition_id, groups = make_edition(args)
-        log(f"{args.readers} readers in {groups} distinct digests")
+        log(f"{args.readers} subscribers in {groups} distinct digests")
         rows = []
         for batch in (False, True):
             requeue(edition_id)

@@ -7,7 +7,7 @@ product keys them, so nothing is re-embedded); a fifth have feedback on recent p
 The edition's papers are embedded for real in the set-up; the background papers mostly
 get synthetic vectors (see bench/README.md). It then times the product's path,
 `edition_plan` and `edition_match`, and, apart, the scoring alone (`EditionScorer.rank`
-for every reader). Like bench_digest.py it runs on a fresh temporary SQLite file unless
+for every subscriber). Like bench_digest.py it runs on a fresh temporary SQLite file unless
 --database-url is given. Progress goes to stderr; the figures to stdout, summary last.
 """
 
@@ -115,7 +115,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--hours",
         type=int,
         default=24,
-        help="then match the same readers in hourly runs, all due in one hour and then "
+        help="then match the same subscribers in hourly runs, all due in one hour and then "
         "spread over this many send hours, and compare (default 24; 0 skips it)",
     )
     parser.add_argument(
@@ -446,8 +446,8 @@ class Figures:
     scored_matched: int = 0
     scored_items: int = 0
     profiled: bool = False
-    one_hour: HourlyDay | None = None  # every reader due in one hourly run
-    spread: HourlyDay | None = None  # the same readers over --hours send hours
+    one_hour: HourlyDay | None = None  # every subscriber due in one hourly run
+    spread: HourlyDay | None = None  # the same subscribers over --hours send hours
     one_hour_in_run: HourlyDay | None = None  # the same, matched in the run's process
     spread_in_run: HourlyDay | None = None
     match_steps: dict[str, float] = field(default_factory=dict)
@@ -538,7 +538,7 @@ def _run_on_empty_database(args: argparse.Namespace, figures: Figures) -> None:
 
 @dataclass
 class HourlyDay:
-    """A day of hourly runs over the same readers: their plan and match time in all."""
+    """A day of hourly runs over the same subscribers: their plan and match time in all."""
 
     hours: int
     plan_s: float = 0.0
@@ -552,11 +552,11 @@ class HourlyDay:
 
 
 def spread_over_hours(hours: int, figures: Figures) -> None:
-    """The same readers through the hourly runs beat makes: first all of them due in one
+    """The same subscribers through the hourly runs beat makes: first all of them due in one
     hour, then each at one of `hours` send hours, one run per hour planning and matching
-    only the readers whose hour it is. The day's matching should cost about what one hour
+    only the subscribers whose hour it is. The day's matching should cost about what one hour
     of everyone does: the papers' work (vectors, indexes, each phrase's signals) is shared
-    by the day's runs, the readers' is per reader.
+    by the day's runs, the subscribers' is per reader.
 
     Twice: as production runs it, Celery chunk tasks on long-lived worker processes
     (`workers`), and as `run_daily` does in one command, forking scorers per run (`run`).
@@ -615,7 +615,7 @@ def hourly_day(hours: int, figures: Figures, workers: ChunkWorkers | None) -> Ho
         Delivery.objects.all().delete()
     # And what the last match left in this process: each day starts cold.
     forget_scorers()
-    # The runs happen the day after the edition's, when its papers had been seen; reader i
+    # The runs happen the day after the edition's, when its papers had been seen; subscriber i
     # is due at hour i mod `hours`, a first digest: the papers of the last listing day.
     seen = dt.datetime.combine(EDITION_DATE, dt.time(12), tzinfo=dt.UTC)
     Paper.objects.update(first_seen_at=seen)
@@ -673,9 +673,9 @@ def _id_chunks(ids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
 
 
 def score_only(edition: Any, figures: Figures) -> None:
-    """The scoring alone: the same scorer and readers as edition_match, rank timed apart.
+    """The scoring alone: the same scorer and subscribers as edition_match, rank timed apart.
 
-    Readers are loaded as the product loads them, MATCH_CHUNK at a time (`load_s`: their
+    Subscribers are loaded as the product loads them, MATCH_CHUNK at a time (`load_s`: their
     rows, vectors and feedback); only the rank_many() calls count as `rank_s`. No other
     edition exists, so nothing was sent before: the already-sent query, timed within the
     match, is left out here.
@@ -697,7 +697,7 @@ def score_only(edition: Any, figures: Figures) -> None:
     )
     for name in ("load", "rank"):
         timings[name] = 0.0
-    log(f"scoring {len(ids)} readers alone…")
+    log(f"scoring {len(ids)} subscribers alone…")
     step = max(1, len(ids) // MATCH_CHUNK // 10)
     for n, chunk in enumerate(_id_chunks(ids, MATCH_CHUNK), start=1):
         with cycle_collector_paused():  # as the product scores a chunk

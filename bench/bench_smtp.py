@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_smtp.py --messages 20000        (or: make bench-smtp)
 
-Both send one edition to N readers through the same `smtp-sink` (Postfix's SMTP server
+Both send one edition to N subscribers through the same `smtp-sink` (Postfix's SMTP server
 that accepts and drops mail) in one run: the peer first (`submit_newsletter`, in a
 virtualenv of its own), then Paperboy (a real Celery worker on Redis and PostgreSQL).
 Each is timed from the start of its sending to the last message accepted. Speed is
@@ -73,7 +73,7 @@ POLL_SECONDS = 0.2
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=20_000, help="readers each (20000)")
+    parser.add_argument("--messages", type=int, default=20_000, help="subscribers each (20000)")
     parser.add_argument(
         "--port", type=int, default=0, help="smtp-sink's port (default: a free one)"
     )
@@ -256,7 +256,7 @@ class PaperboyEdition:
 
 
 def prepare_paperboy(args: argparse.Namespace, timings: dict[str, float]) -> PaperboyEdition:
-    """bench_digest's data and steps: migrate, N synthetic readers, one edition planned
+    """bench_digest's data and steps: migrate, N synthetic subscribers, one edition planned
     and matched, so every matched delivery is owed and ready to send."""
     from django.core.management import call_command
 
@@ -275,7 +275,7 @@ def prepare_paperboy(args: argparse.Namespace, timings: dict[str, float]) -> Pap
         edition = edition_plan(date=date)
         summary = edition_match(edition=edition)
     ids = list(ready_to_send(edition).order_by("id").values_list("id", flat=True))
-    log(f"paperboy: {len(ids)} digests owed, {summary.skipped_total} readers matched nothing")
+    log(f"paperboy: {len(ids)} digests owed, {summary.skipped_total} subscribers matched nothing")
     with phase("paperboy message size", timings):
         mean_bytes = mean_digest_bytes(
             random.Random(args.seed).sample(ids, min(SIZE_SAMPLE, len(ids)))

@@ -238,8 +238,8 @@ class DeliveryAdmin(admin.ModelAdmin[Delivery]):
 
 @admin.register(Feedback)
 class FeedbackAdmin(admin.ModelAdmin[Feedback]):
-    """What readers said with the digest's "more / less like this" links. Read-only: only
-    the reader's own click (or Undo on their settings page) changes it."""
+    """What subscribers said with the digest's "more / less like this" links. Read-only: only
+    the subscriber's own click (or Undo on their settings page) changes it."""
 
     list_display = ("created_at", "subscriber", "value", "paper_id_link", "paper_title")
     list_filter = ("value", "created_at")

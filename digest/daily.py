@@ -1,7 +1,7 @@
 """The cycle as plain functions: scrape → plan → match → send.
 
 `run_prepare` is the hourly run: it scrapes the last listing days and plans every digest
-owed by now, each reader's covering the papers first seen since their previous one.
+owed by now, each subscriber's covering the papers first seen since their previous one.
 `edition_prepare` replays one listing day for everyone (the demo, `run_daily --date`).
 The management commands and the Celery tasks both call these; neither holds logic of
 its own.
@@ -150,7 +150,7 @@ def edition_send(
 
 
 def next_due_time() -> dt.datetime | None:
-    """When the next digest falls due (an active reader's next time), if any is known."""
+    """When the next digest falls due (an active subscriber's next time), if any is known."""
     upcoming: dt.datetime | None = Subscriber.objects.filter(
         status=Subscriber.Status.ACTIVE, next_due_at__isnull=False
     ).aggregate(first=Min("next_due_at"))["first"]

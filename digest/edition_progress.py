@@ -9,7 +9,7 @@ again every few seconds.
   failing (an error kept): waiting for `next_attempt_at`;
 - sending, sent, failed, skipped, feed: the delivery's status.
 
-The rates are of emails (status "sent"): a feed-only reader's delivery gets a `sent_at`
+The rates are of emails (status "sent"): a feed-only subscriber's delivery gets a `sent_at`
 too, but thousands are published at once by one UPDATE, which is no send rate.
 """
 

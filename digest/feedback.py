@@ -1,4 +1,4 @@
-"""A reader's "more like this" / "less like this" on a paper: record, undo, list.
+"""A subscriber's "more like this" / "less like this" on a paper: record, undo, list.
 
 The links sit under every paper of a digest. Each carries a signed FEEDBACK token whose
 extra part is "<arXiv id>:more" or "<arXiv id>:less": the arXiv id is public, so the URL

@@ -1,14 +1,14 @@
-"""Each reader's private feed: the papers of their digests, as Atom and as JSON Feed 1.1.
+"""Each subscriber's private feed: the papers of their digests, as Atom and as JSON Feed 1.1.
 
 The URL's secret is the subscriber's `feed_key` (not their token key): a feed address ends
 up in feed readers and their sync services, so it can be renewed alone, killing the old
 address, without touching the links in past emails. The feed holds the latest
-FEED_ENTRIES papers of the reader's digests that were sent or published to the feed
-(feed-only readers), newest digest first, each with why it is there and its links.
+FEED_ENTRIES papers of the subscriber's digests that were sent or published to the feed
+(feed-only subscribers), newest digest first, each with why it is there and its links.
 
 Scraped text is untrusted. The Atom document is written by Django's XML serializer
 (which escapes), its HTML content is built with `format_html` (which escapes again, for
-the reader that renders it), and characters XML 1.0 cannot carry are dropped first.
+the subscriber that renders it), and characters XML 1.0 cannot carry are dropped first.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def feed_text(text: str) -> str:
 
 @dataclass(frozen=True)
 class FeedEntry:
-    id: str  # a tag: URI, stable for the paper in this reader's digest of that day
+    id: str  # a tag: URI, stable for the paper in this subscriber's digest of that day
     title: str
     url: str  # the paper's Hugging Face page
     why: str  # plain text: why it is in the digest
@@ -70,14 +70,14 @@ class FeedVersion:
 
 
 def feed_subscriber(key: str) -> Subscriber | None:
-    """The reader whose feed this is, or None (an unknown or renewed key)."""
+    """The subscriber whose feed this is, or None (an unknown or renewed key)."""
     if not key or len(key) > FEED_KEY_MAX:
         return None
     return Subscriber.objects.filter(feed_key=key).first()
 
 
 def feed_urls(subscriber: Subscriber) -> dict[str, str]:
-    """The absolute addresses of the reader's feed: {"atom": …, "json": …}."""
+    """The absolute addresses of the subscriber's feed: {"atom": …, "json": …}."""
     return {
         kind: settings.SITE_URL + reverse(f"feed_{kind}", args=[subscriber.feed_key])
         for kind in ("atom", "json")
@@ -161,14 +161,14 @@ def _entry_html(entry: PaperEntry) -> str:
 
 
 def _tag_id(day: dt.date, arxiv_id: str) -> str:
-    """A tag: URI (RFC 4151): a paper comes once to a reader, so day + paper is unique in
+    """A tag: URI (RFC 4151): a paper comes once to a subscriber, so day + paper is unique in
     their feed, and it does not change when the feed's address does."""
     host = urlsplit(settings.SITE_URL).hostname or "localhost"
     return f"tag:{host},{day.isoformat()}:paper/{arxiv_id}"
 
 
 def feed_items(subscriber: Subscriber) -> list[DeliveryPaper]:
-    """The latest FEED_ENTRIES papers of the reader's published digests, newest digest
+    """The latest FEED_ENTRIES papers of the subscriber's published digests, newest digest
     first, then in the digest's order."""
     return list(
         DeliveryPaper.objects.filter(

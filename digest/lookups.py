@@ -1,7 +1,7 @@
 """`field__in_ints=ints(ids)`: SQL IN for many integer ids, without per-value work.
 
 Django's `__in` resolves and prepares each value of a list on its own (a few
-microseconds each); matching a day's readers passes hundreds of thousands of ids through
+microseconds each); matching a day's subscribers passes hundreds of thousands of ids through
 such filters, so that alone would cost seconds. `ints()` packs the ids in an array of
 64-bit integers (which checks they are integers); Django hands such a value to the
 lookup whole, and the lookup sends it as parameters.

@@ -65,7 +65,7 @@ class Edition(models.Model):
     replay of one listing day (`date`, no slot: `run_daily --date`).
 
     An hourly run covers papers first seen up to its `cutoff`; each of its deliveries
-    covers that reader's own window, from their previous digest's cutoff to this one.
+    covers that subscriber's own window, from their previous digest's cutoff to this one.
     """
 
     date = models.DateField(help_text="The listing day replayed, or the slot's UTC date.")
@@ -129,12 +129,12 @@ class Delivery(models.Model):
         null=True, blank=True, help_text="When its papers were chosen; only matched rows send."
     )
     due_at = models.DateTimeField(
-        null=True, blank=True, help_text="The reader's hour this digest is for (UTC)."
+        null=True, blank=True, help_text="The subscriber's hour this digest is for (UTC)."
     )
     covers_from = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="Papers first seen after this; empty: the reader's first digest.",
+        help_text="Papers first seen after this; empty: the subscriber's first digest.",
     )
     covers_until = models.DateTimeField(
         null=True, blank=True, help_text="… and up to this (the run's cutoff)."
@@ -158,12 +158,12 @@ class Delivery(models.Model):
         ordering = ["-edition__date", "subscriber__email"]
         constraints = [
             models.UniqueConstraint(fields=["edition", "subscriber"], name="one_delivery_per_day"),
-            # A reader's hour comes once: two runs (or two schedulers) plan it once.
+            # A subscriber's hour comes once: two runs (or two schedulers) plan it once.
             models.UniqueConstraint(fields=["subscriber", "due_at"], name="one_delivery_per_due"),
         ]
         indexes = [
-            # A run plans each reader's window from their previous digest's end: one
-            # step down this index per reader, not a sort of all their deliveries.
+            # A run plans each subscriber's window from their previous digest's end: one
+            # step down this index per subscriber, not a sort of all their deliveries.
             models.Index(fields=["subscriber", "-covers_until"], name="delivery_previous"),
             # Senders claim the owed rows in id order, and the sweep looks for lapsed
             # leases: partial indexes keep both small however many rows were sent before.
@@ -230,7 +230,7 @@ class DeliveryPaper(models.Model):
 
 
 class Feedback(models.Model):
-    """A reader's "more like this" / "less like this" on a paper, from a digest's links."""
+    """A subscriber's "more like this" / "less like this" on a paper, from a digest's links."""
 
     class Value(models.IntegerChoices):
         MORE = 1, "More like this"

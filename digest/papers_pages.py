@@ -1,7 +1,7 @@
 """The public daily pages: each listing day's papers ranked by upvotes, for anyone.
 
 The same cards as the email (`paper_entry`), without reasons or feedback links: there is
-no reader here. No personal data, so any proxy may cache the pages for a few minutes.
+no subscriber here. No personal data, so any proxy may cache the pages for a few minutes.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Plan who is owed a digest: an edition's deliveries, and each reader's next time.
+"""Plan who is owed a digest: an edition's deliveries, and each subscriber's next time.
 
 Planning is idempotent: it inserts one Delivery per (edition, subscriber) and ignores
 rows that exist, so running it twice, or from two schedulers at once, owes nobody a
@@ -47,7 +47,7 @@ def edition_plan(*, date: dt.date, subscriber_ids: Sequence[int] | None = None) 
     """The replay of listing day `date`: a queued delivery for every active subscriber
     due on that day, whatever their hour (`run_daily --date`, the demo, evaluations).
 
-    `subscriber_ids` narrows it to some subscribers (an evaluation runs its own readers
+    `subscriber_ids` narrows it to some subscribers (an evaluation runs its own subscribers
     through the same path without touching anyone else's digest).
     """
     edition, _ = Edition.objects.get_or_create(date=date, slot=None)
@@ -69,12 +69,12 @@ def _mark_planned(edition: Edition, now: dt.datetime) -> None:
 
 
 def run_plan(*, now: dt.datetime, subscriber_ids: Sequence[int] | None = None) -> Edition | None:
-    """The run of `now`'s hour: a queued delivery for every active reader whose digest is
+    """The run of `now`'s hour: a queued delivery for every active subscriber whose digest is
     owed by now (their `next_due_at` has come), covering the papers first seen since their
-    previous digest's cutoff, up to `now`. Each planned reader's next time moves on.
+    previous digest's cutoff, up to `now`. Each planned subscriber's next time moves on.
 
-    A run missed (workers down) is caught up by the next: a reader's time stays owed until
-    a run plans it. Two runs at once plan a reader's time once (one delivery per reader and
+    A run missed (workers down) is caught up by the next: a subscriber's time stays owed until
+    a run plans it. Two runs at once plan a subscriber's time once (one delivery per subscriber and
     due time, and the rows are written in one transaction). Returns the run's edition, or
     None when no digest is owed (most hours: no edition is made for them).
     """
@@ -109,7 +109,7 @@ _SCHEDULE = ("time_zone", "send_hour", "frequency", "send_weekday")
 
 
 def _by_schedule(readers: QuerySet[Subscriber]) -> dict[Schedule, list[int]]:
-    """The ids of `readers` by schedule: a run's due readers (a twenty-fourth of everyone,
+    """The ids of `readers` by schedule: a run's due subscribers (a twenty-fourth of everyone,
     found by the (status, next_due_at) index) share a few hundred schedules at most."""
     groups: dict[Schedule, list[int]] = defaultdict(list)
     for reader_id, *row in readers.order_by().values_list("id", *_SCHEDULE):
@@ -127,16 +127,16 @@ def _set_next_due(groups: dict[Schedule, list[int]], after: dt.datetime) -> None
 
 
 def schedules_fill(readers: QuerySet[Subscriber], *, now: dt.datetime) -> None:
-    """Work out when readers without a next time (new, resumed, or who changed their
+    """Work out when subscribers without a next time (new, resumed, or who changed their
     hour) are next owed a digest: their first hour after the previous run (an hour ago),
-    so a reader who confirmed at 06:59 gets the 07:00 digest and one who came at 07:30
+    so a subscriber who confirmed at 06:59 gets the 07:00 digest and one who came at 07:30
     waits for tomorrow's."""
     _set_next_due(_by_schedule(readers), now - dt.timedelta(hours=1))
 
 
 def schedules_advance(due: dict[Schedule, list[int]], *, now: dt.datetime) -> None:
-    """Move the readers just planned on to their next time after `now`: one digest per
-    reader per run, however many of their hours a long outage missed."""
+    """Move the subscribers just planned on to their next time after `now`: one digest per
+    subscriber per run, however many of their hours a long outage missed."""
     _set_next_due(due, now)
 
 
@@ -147,7 +147,7 @@ def _insert_deliveries(
 
     A hundred thousand subscribers would otherwise travel to Python and back as model
     instances. Rows that exist already (a second run, a second scheduler) are left alone.
-    `windowed`: an hourly run's delivery, due at the reader's time and covering from their
+    `windowed`: an hourly run's delivery, due at the subscriber's time and covering from their
     previous digest's cutoff (failed ones aside: their papers are owed still) to `now`.
     """
     meta = Delivery._meta

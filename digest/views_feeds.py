@@ -1,4 +1,4 @@
-"""A reader's private feed, as Atom and JSON Feed (see digest.feeds).
+"""A subscriber's private feed, as Atom and JSON Feed (see digest.feeds).
 
 Conditional GET (ETag, Last-Modified) answers a feed reader's poll with a 304 after two
 small queries; the 304 carries the same validators and Cache-Control as the feed. An

@@ -1,6 +1,6 @@
 """Import subscribers from a CSV file an operator uploads in the admin.
 
-The file has the columns email, topics (separated by ";"; empty for a reader of the day's
+The file has the columns email, topics (separated by ";"; empty for a subscriber of the day's
 trending papers), frequency (optional: daily or weekly) and max_papers (optional: 1–20).
 A header row naming the columns is optional; with one, the columns may come in any order
 and other columns are ignored, so a file from the admin's "Export CSV" imports back as it
@@ -159,7 +159,7 @@ def _header_columns(cells: Sequence[str]) -> list[str] | None:
     if "email" not in names:
         return None
     if "topics" not in names and len(names) > 1:
-        # A lone "email" column is a list of trending readers; more columns without one
+        # A lone "email" column is a list of trending subscribers; more columns without one
         # named "topics" is a misspelt header, which would import every row without topics.
         raise _FileRefused("The header row has an “email” column but no “topics” column.")
     return names
@@ -211,7 +211,7 @@ def _clean_topics(raw: str) -> list[str] | None:
     except InvalidTopic as exc:
         raise _BadValue(f"bad topics: {exc}") from None
     if not topics:
-        return None  # a new reader gets the trending papers; an existing one keeps theirs
+        return None  # a new subscriber gets the trending papers; an existing one keeps theirs
     if all(topic.startswith("-") for topic in topics):
         raise _BadValue("no topics: a topic starting with “-” only leaves papers out")
     return topics

@@ -132,7 +132,7 @@ def subscriber_resume(*, subscriber: Subscriber) -> bool:
             Q(status=Subscriber.Status.PAUSED)
             | Q(status=Subscriber.Status.UNSUBSCRIBED, confirmed_at__isnull=False)
         )
-        # The next digest is worked out again at the next run, from now: a reader back
+        # The next digest is worked out again at the next run, from now: a subscriber back
         # from a pause gets it at their hour, not at once.
         .update(status=Subscriber.Status.ACTIVE, unsubscribed_at=None, next_due_at=None)
     )
@@ -151,7 +151,7 @@ def next_digest_words(subscriber: Subscriber) -> str:
 
 
 def subscriber_feed_key_renew(*, subscriber: Subscriber) -> None:
-    """A new secret for the reader's feed address: the old address answers 404 from now."""
+    """A new secret for the subscriber's feed address: the old address answers 404 from now."""
     subscriber.feed_key = new_subscriber_key()
     subscriber.save(update_fields=["feed_key"])
 

@@ -104,8 +104,8 @@ def subscriber_signup(
 ) -> None:
     """Ask for a subscription: the form's cleaned data and the client's IP key.
 
-    `choices`: more of the reader's settings (trending, send_hour, send_weekday,
-    time_zone), stored like the rest; without topics the reader gets the trending list.
+    `choices`: more of the subscriber's settings (trending, send_hour, send_weekday,
+    time_zone), stored like the rest; without topics the subscriber gets the trending list.
 
     Raises ratelimit.RateLimited before touching the database when the IP is over its
     limit. The email is the task's business (`signup_email_send`).

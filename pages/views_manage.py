@@ -292,7 +292,7 @@ def manage_delete(request: HttpRequest, subscriber: Subscriber, token: str) -> H
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def manage_action(request: HttpRequest, token: str) -> HttpResponse:
-    """The emailed link that downloads or deletes the reader's data."""
+    """The emailed link that downloads or deletes the subscriber's data."""
     try:
         subscriber, action = action_link_read(token=token)
     except ExpiredToken:

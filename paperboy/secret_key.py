@@ -1,6 +1,6 @@
 """What makes a SECRET_KEY unfit for production.
 
-Everything a reader clicks in an email (confirm, manage, unsubscribe, feedback) is signed
+Everything a subscriber clicks in an email (confirm, manage, unsubscribe, feedback) is signed
 with it: a key anyone can read (the development one, a placeholder from an example file)
 lets anyone forge those links for any address.
 """

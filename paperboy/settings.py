@@ -244,7 +244,7 @@ if DATABASE_URL:
         DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
         if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             # No JIT: our queries are short, but a run's INSERT … SELECT over thousands of
-            # readers is estimated dear enough to be compiled, which took 200 ms of 250.
+            # subscribers is estimated dear enough to be compiled, which took 200 ms of 250.
             _options = DATABASES["default"].setdefault("OPTIONS", {})
             _options["options"] = f"{_options.get('options', '')} -c jit=off".strip()
         elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -313,11 +313,11 @@ def env_timezone(name: str, default: str) -> str:
     return value
 
 
-# A reader who chose nothing gets the digest at this hour in this time zone; each reader
+# A subscriber who chose nothing gets the digest at this hour in this time zone; each subscriber
 # may pick their own on the signup form or the manage page.
 PAPERBOY_SEND_HOUR = env_int("PAPERBOY_SEND_HOUR", 7, low=0, high=23)
 PAPERBOY_DEFAULT_TIMEZONE = env_timezone("PAPERBOY_DEFAULT_TIMEZONE", "UTC")
-# Weekly readers who chose no weekday get their digest on this ISO weekday (1 = Monday).
+# Weekly subscribers who chose no weekday get their digest on this ISO weekday (1 = Monday).
 PAPERBOY_WEEKLY_WEEKDAY = env_int("PAPERBOY_WEEKLY_WEEKDAY", 1, low=1, high=7)
 # Each run scrapes this many listing days back (today included): Hugging Face keeps
 # adding papers to a day for hours, and upvotes grow for days.
@@ -325,12 +325,12 @@ PAPERBOY_SCRAPE_DAYS = env_int("PAPERBOY_SCRAPE_DAYS", 3, low=1, high=30)
 # A replay of one day (`run_daily --date`) also refreshes the upvotes of this many days
 # before it.
 PAPERBOY_REFRESH_DAYS = env_int("PAPERBOY_REFRESH_DAYS", 3, low=0, high=30)
-# The oldest paper a digest may carry, however long the reader was away (paused, a long
-# outage): a returning reader gets the best of the last fortnight, not of a year.
+# The oldest paper a digest may carry, however long the subscriber was away (paused, a long
+# outage): a returning subscriber gets the best of the last fortnight, not of a year.
 PAPERBOY_MAX_WINDOW_DAYS = env_int("PAPERBOY_MAX_WINDOW_DAYS", 14, low=1, high=90)
 # "My topics plus the top few trending": how many trending papers join the topics' ones.
 PAPERBOY_TRENDING_EXTRA = env_int("PAPERBOY_TRENDING_EXTRA", 3, low=1, high=10)
-# Processes that score readers in parallel while matching (forked from the run; 1 = in
+# Processes that score subscribers in parallel while matching (forked from the run; 1 = in
 # the run's own process). Matching is CPU-bound: up to one per core.
 PAPERBOY_MATCH_PROCESSES = env_int(
     "PAPERBOY_MATCH_PROCESSES", min(os.cpu_count() or 1, 4), low=1, high=64
@@ -370,7 +370,7 @@ PAPERBOY_SEND_TASK_SECONDS = env_int("PAPERBOY_SEND_TASK_SECONDS", 300, low=10, 
 # waits on round trips, so several keep one renderer busy (digest/mail/connections.py).
 # On make bench-smtp 8 sent about a tenth more than 4, and 16 no more than 8.
 PAPERBOY_SEND_CONNECTIONS = env_int("PAPERBOY_SEND_CONNECTIONS", 8, low=1, high=64)
-# With Mailgun or Brevo, digests alike apart from the reader's links go as one API call
+# With Mailgun or Brevo, digests alike apart from the subscriber's links go as one API call
 # (digest/mail/esp_batch.py); false: one call per digest, as with the other ESPs.
 PAPERBOY_ESP_BATCH = env_bool("PAPERBOY_ESP_BATCH", True)
 # Messages per second to the email provider, all workers together (digest/mail/rate.py);
@@ -382,7 +382,7 @@ PAPERBOY_SEND_BURST = env_int("PAPERBOY_SEND_BURST", 50, low=1, high=100_000)
 
 CELERY_BEAT_SCHEDULE = {
     # Every hour: scrape the last listing days, then plan, match and send every digest
-    # owed by now (each reader has their own hour; a run missed catches up at the next).
+    # owed by now (each subscriber has their own hour; a run missed catches up at the next).
     "hourly-run": {
         "task": "digest.tasks.run_daily_task",
         "schedule": crontab(minute=PAPERBOY_RUN_MINUTE),
@@ -559,7 +559,7 @@ LOGGING = {
 }
 
 # --- Abuse limits -----------------------------------------------------------------------
-# A manage link (in every digest, so fresh with each one) opens the reader's settings for
+# A manage link (in every digest, so fresh with each one) opens the subscriber's settings for
 # this many days; an older one leads to a page that emails a fresh link to the address.
 PAPERBOY_MANAGE_LINK_MAX_AGE_DAYS = env_int(
     "PAPERBOY_MANAGE_LINK_MAX_AGE_DAYS", 60, low=1, high=3650

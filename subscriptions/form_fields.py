@@ -1,5 +1,5 @@
 """The fields the signup form and the manage page share: the trending mix, the hour, the
-weekday and the time zone, with the words and checks a reader sees on both."""
+weekday and the time zone, with the words and checks a subscriber sees on both."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def zone_from_text(text: str) -> str:
 
 
 def intent_field(rows: int | None = None) -> forms.CharField:
-    """The reader's own sentence: optional; tidied, then held to MAX_INTENT_LENGTH by
+    """The subscriber's own sentence: optional; tidied, then held to MAX_INTENT_LENGTH by
     `intent_cleaned` (a form's `clean_intent`)."""
     attrs = {"rows": str(rows)} if rows else {}
     return forms.CharField(

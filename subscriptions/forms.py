@@ -142,7 +142,7 @@ class SignupForm(forms.Form):
     )
     trending = trending_field("With your topics")
     send_hour = hour_field()
-    send_weekday = weekday_field()  # weekly readers
+    send_weekday = weekday_field()  # weekly subscribers
     time_zone = zone_field()
     intent = intent_field()
     frequency = forms.ChoiceField(
@@ -201,7 +201,7 @@ class SignupForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         # The mix only means something with topics (the page hides it without them, but
-        # a page without JavaScript still sends it): a reader without any gets the
+        # a page without JavaScript still sends it): a subscriber without any gets the
         # trending list whatever it says, and keeps the default should they add topics.
         if "topics" in data and not data["topics"]:
             data["trending"] = Subscriber.Trending.NONE

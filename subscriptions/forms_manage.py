@@ -75,7 +75,7 @@ class DigestSettingsForm(forms.Form):
 
     def choices(self) -> dict[str, Any]:
         """The mix, schedule and delivery fields that were given: a field left out keeps
-        its saved value, and so does the mix of a reader without topics (the page hides
+        its saved value, and so does the mix of a subscriber without topics (the page hides
         it then; it means nothing until they add one)."""
         names = ["send_hour", "send_weekday", "time_zone", "channel"]
         if self.cleaned_data.get("topics"):

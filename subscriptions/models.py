@@ -34,7 +34,7 @@ class Subscriber(models.Model):
         WEEKLY = "weekly", "Weekly"
 
     class Trending(models.TextChoices):
-        """How much of the day's trending list a reader with topics mixes in. A reader
+        """How much of the day's trending list a subscriber with topics mixes in. A subscriber
         without topics always gets the trending list."""
 
         NONE = "none", "Only my topics"
@@ -62,7 +62,7 @@ class Subscriber(models.Model):
         max_length=8,
         choices=Trending.choices,
         default=Trending.NONE,
-        help_text="How much trending to mix in; readers without topics get trending only.",
+        help_text="How much trending to mix in; subscribers without topics get trending only.",
     )
     channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.EMAIL)
     time_zone = models.CharField(
@@ -72,7 +72,7 @@ class Subscriber(models.Model):
         default=default_hour, help_text="Local hour (0–23) the digest arrives."
     )
     send_weekday = models.PositiveSmallIntegerField(
-        default=default_weekday, help_text="Weekly readers: ISO weekday (1 = Monday)."
+        default=default_weekday, help_text="Weekly subscribers: ISO weekday (1 = Monday)."
     )
     next_due_at = models.DateTimeField(
         null=True,
@@ -121,7 +121,7 @@ class Subscriber(models.Model):
         ordering = ["email"]
         indexes = [
             models.Index(fields=["status", "frequency"]),
-            # Each hourly run finds the readers due: status = active, next_due_at <= now.
+            # Each hourly run finds the subscribers due: status = active, next_due_at <= now.
             models.Index(fields=["status", "next_due_at"], name="subscriber_due"),
         ]
 
@@ -152,7 +152,7 @@ class Subscriber(models.Model):
 
     @property
     def effective_trending(self) -> str:
-        """What the reader gets: without topics, the trending list whatever they chose."""
+        """What the subscriber gets: without topics, the trending list whatever they chose."""
         return self.trending if self.has_topics else self.Trending.ONLY
 
     @property

@@ -1,6 +1,6 @@
-"""When a reader's digest is owed: their hour, in their time zone, daily or on their weekday.
+"""When a subscriber's digest is owed: their hour, in their time zone, daily or on their weekday.
 
-Times are stepped by the reader's *local date*, never by adding 24 hours to a UTC time:
+Times are stepped by the subscriber's *local date*, never by adding 24 hours to a UTC time:
 on the night clocks change, the hour still comes once a day. An hour that does not exist
 that night (02:30 when clocks jump from 02:00 to 03:00) falls an hour later by the wall
 clock; an hour that happens twice (when clocks go back) counts the first time only.
@@ -46,7 +46,7 @@ def timezone_names() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Schedule:
-    """When one reader's digest comes: `hour` (0–23) local time in `timezone`, every day
+    """When one subscriber's digest comes: `hour` (0–23) local time in `timezone`, every day
     or (weekly) on ISO `weekday` (1 = Monday)."""
 
     timezone: str
@@ -64,7 +64,7 @@ class Schedule:
 
     def next_after(self, moment: dt.datetime, *, not_before: dt.date | None = None) -> dt.datetime:
         """The first time strictly after `moment` (on a local date not before
-        `not_before`, if given) that this reader's digest is owed."""
+        `not_before`, if given) that this subscriber's digest is owed."""
         day = moment.astimezone(zone(self.timezone)).date() - dt.timedelta(days=1)
         if not_before is not None and day < not_before:
             day = not_before

@@ -64,14 +64,14 @@ def split_topics(text: str) -> list[str]:
 def topics_from_text(text: str) -> list[str]:
     """The topics a person typed in a form's box, cleaned; InvalidTopic says what is wrong.
 
-    None at all is fine (a trending-only reader); but exclusions alone are refused: they
+    None at all is fine (a trending-only subscriber); but exclusions alone are refused: they
     would look like topics and match nothing.
     """
     if _BIDI_CONTROLS.search(text):
         raise InvalidTopic("Topics cannot contain text-direction control characters.")
     topics = clean_topic_list(split_topics(text))
     if not topics:
-        return []  # no topics: the reader gets the trending papers
+        return []  # no topics: the subscriber gets the trending papers
     if all(topic.startswith("-") for topic in topics):
         raise InvalidTopic(ONLY_EXCLUSIONS)
     return topics

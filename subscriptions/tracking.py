@@ -29,7 +29,7 @@ from .tasks import process_email_event_task
 logger = logging.getLogger(__name__)
 
 # Only events the policy can act on, or an operator would want to see next to them, are
-# stored; opens, clicks and "sent" would be a row per reader per digest for nothing.
+# stored; opens, clicks and "sent" would be a row per subscriber per digest for nothing.
 RECORDED_EVENT_TYPES = frozenset(
     {
         EventType.BOUNCED,

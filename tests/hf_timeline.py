@@ -66,7 +66,7 @@ class HFTimeline:
         return Reply.json(shown[page * limit : (page + 1) * limit])
 
 
-# Distinct subjects, one per synthetic paper: a reader follows one paper by its subject.
+# Distinct subjects, one per synthetic paper: a subscriber follows one paper by its subject.
 SUBJECTS = [
     ("protein folding", "structure prediction for proteins from sequence"),
     ("speech recognition", "transcribing spoken audio into text"),

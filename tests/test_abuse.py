@@ -257,7 +257,7 @@ def test_a_mistake_does_not_use_the_stamp_and_an_old_page_is_refreshed(client: C
     assert not Subscriber.objects.filter(email="erin@example.org").exists()
 
 
-# --- A forwarded digest does not reach the reader's data --------------------------------
+# --- A forwarded digest does not reach the subscriber's data --------------------------------
 
 
 @pytest.mark.django_db(transaction=True)

@@ -2,7 +2,7 @@
 
 The made-up edition has deliveries in every state: two owed, two waiting to be retried
 (one after a failed try, one put back by an operator after failing), one being sent,
-three sent (two in the last minute), one failed, one skipped, one in a reader's feed.
+three sent (two in the last minute), one failed, one skipped, one in a subscriber's feed.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def edition(make_subscriber: Callable[..., Subscriber], now: dt.datetime) -> Edi
         {"status": S.SENT, "attempts": 2, "sent_at": ago(300)},
         {"status": S.FAILED, "attempts": 5, "last_error": "gave up after 5 attempts: 421"},
         {"status": S.SKIPPED, "skip_reason": "no new papers matched"},
-        # Published to the reader's feed a moment ago: no email, so not in the send rate.
+        # Published to the subscriber's feed a moment ago: no email, so not in the send rate.
         {"status": S.FEED, "sent_at": ago(5)},
     ]  # fmt: skip
     for i, fields in enumerate(states):
@@ -146,7 +146,7 @@ def test_a_superuser_sees_the_counts_on_the_edition_page(
 
 def test_non_staff_are_sent_to_the_login_page(client: Client, edition: Edition) -> None:
     login = reverse("admin:login")
-    for who in (None, User.objects.create_user("reader", password="pw-reader-1")):
+    for who in (None, User.objects.create_user("subscriber", password="pw-reader-1")):
         client.logout()
         if who is not None:
             client.force_login(who)

@@ -496,7 +496,7 @@ MIXED = (
     "Dave@Example.org ,diffusion; speech recognition ;-survey,weekly,7\r\n"  # 2 new
     "alice@example.org,video generation,,\r\n"  # 3: update alice's topics, keep the rest
     "not-an-address,diffusion,,\r\n"  # 4
-    "gina@example.org,,daily,5\r\n"  # 5: no topics, a trending reader
+    "gina@example.org,,daily,5\r\n"  # 5: no topics, a trending subscriber
     "hank@example.org,-survey,daily,5\r\n"  # 6
     "ivy@example.org,diffusion,hourly,5\r\n"  # 7
     "jo@example.org,diffusion,daily,0\r\n"  # 8

@@ -290,7 +290,7 @@ def test_weekly_readers_get_the_week_on_their_weekday(
     assert "Diffusion on Monday" in text and "Diffusion on Tuesday" in text
     assert "last month" not in text
 
-    # The next day is another weekday: a weekly reader is not due.
+    # The next day is another weekday: a weekly subscriber is not due.
     edition_plan(date=EDITION_DATE + dt.timedelta(days=1))
     assert Delivery.objects.count() == 1
 
@@ -433,7 +433,7 @@ def test_a_421_at_any_stage_stops_the_batch_and_the_rest_stays_owed(
 def test_a_refused_recipient_does_not_cost_the_connection(
     settings: Any, smtp_server: Mailbox, make_paper: Callable[..., Paper]
 ) -> None:
-    """A 550 to RCPT refuses that reader, not the session: smtplib has sent RSET, and the
+    """A 550 to RCPT refuses that subscriber, not the session: smtplib has sent RSET, and the
     connection goes on to the next message instead of connecting and greeting again."""
     connections = 2
     settings.PAPERBOY_SEND_CONNECTIONS = connections

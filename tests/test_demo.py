@@ -1,4 +1,4 @@
-"""`make demo`'s commands: seed the demo readers, run one daily cycle, read the outbox."""
+"""`make demo`'s commands: seed the demo subscribers, run one daily cycle, read the outbox."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The batch renderer and the one-pass MIME writer make exactly what the plain path makes.
 
 `DigestRenderer` reuses paper cards across digests and `PrebuiltEmail` writes MIME bytes
-by hand, both for speed; a reader must not be able to tell. Every digest here is rendered
+by hand, both for speed; a subscriber must not be able to tell. Every digest here is rendered
 both ways and compared byte for byte, including hostile scraped text and cards served from
 the renderer's cache to a second reader.
 """
@@ -121,7 +121,7 @@ def test_batch_rendering_is_byte_for_byte_the_plain_rendering(
                 assert fast == plain
                 checked += 1
     assert checked == 3 * 7 * 3
-    # Later readers got cards rendered for earlier ones, with their own links swapped in.
+    # Later subscribers got cards rendered for earlier ones, with their own links swapped in.
     assert renderer.card_hits > renderer.card_misses
 
 
@@ -199,7 +199,7 @@ def test_a_header_with_a_line_break_is_refused(alice: Subscriber) -> None:
 
 
 def test_a_part_holding_the_next_boundary_gets_another(alice: Subscriber) -> None:
-    """Boundaries follow a per-process prefix a reader can see in any digest, so scraped
+    """Boundaries follow a per-process prefix a subscriber can see in any digest, so scraped
     text could carry the next one; the message must still split into its two parts."""
     seen = PrebuiltEmail(subject="s", text="t", html="h", to=alice.email, headers={})
     boundary = parsed(seen.message().as_bytes()).get_boundary()
@@ -260,7 +260,7 @@ def test_a_batch_of_digests_costs_a_few_queries_not_a_few_per_digest(
                 delivery=delivery, paper=paper, rank=rank, reasons=reasons_sets()[rank]
             )
     # Claims (each in a savepoint here, with its plan settings): the batch, then none
-    # above it and none from the start; the deliveries, readers, items, papers (2),
+    # above it and none from the start; the deliveries, subscribers, items, papers (2),
     # outcomes, release. The same for 40 digests as for 500.
     with django_assert_max_num_queries(19):
         result = owed_send(edition_id=edition.id)

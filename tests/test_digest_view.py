@@ -142,7 +142,7 @@ def test_the_link_names_no_address_and_no_id(alice: Subscriber) -> None:
 def test_the_plain_text_part_links_to_the_browser_copy(
     alice: Subscriber, delivery_of: Callable[..., Delivery]
 ) -> None:
-    # Plain-text readers are the ones who gain most from the formatted copy.
+    # Plain-text subscribers are the ones who gain most from the formatted copy.
     rendered = render_digest(delivery=delivery_of(alice))
     url = digest_url(alice, EDITION_DATE)
 

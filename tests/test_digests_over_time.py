@@ -2,7 +2,7 @@
 
 Every test here runs `python manage.py run_daily` (no arguments: whatever is owed now) at
 each hour of a stretch of days, the clock moved by time-machine, against a loopback
-Hugging Face that lists each paper at its own time (tests/hf_timeline.py). What a reader
+Hugging Face that lists each paper at its own time (tests/hf_timeline.py). What a subscriber
 got is read back from the deliveries, as the admin shows them.
 """
 
@@ -62,7 +62,7 @@ class _Quiet:
 
 
 def received(subscriber: Subscriber) -> Counter[str]:
-    """arXiv id -> how many of the reader's digests (emailed or in the feed) carried it."""
+    """arXiv id -> how many of the subscriber's digests (emailed or in the feed) carried it."""
     rows = DeliveryPaper.objects.filter(
         delivery__subscriber=subscriber,
         delivery__status__in=[Delivery.Status.SENT, Delivery.Status.FEED],
@@ -101,7 +101,7 @@ def test_a_week_of_hourly_runs_brings_every_paper_once_at_each_readers_hour(
     hf: HFTimeline, mailoutbox: list[Any]
 ) -> None:
     """Half of each day's papers are listed after the 07:00 digest: each one reaches its
-    follower the next morning, none twice; weekly and trending readers too."""
+    follower the next morning, none twice; weekly and trending subscribers too."""
     followers = {subject: follower(subject) for subject, _ in SUBJECTS[:8]}
     trending = Subscriber.objects.create(
         email="trend@example.org",
@@ -134,14 +134,14 @@ def test_a_week_of_hourly_runs_brings_every_paper_once_at_each_readers_hour(
     days = Counter((d.subscriber_id, d.due_at.date()) for d in Delivery.objects.all() if d.due_at)
     assert max(days.values()) == 1
 
-    # The trending reader got the top papers by upvotes, each once, with its place.
+    # The trending subscriber got the top papers by upvotes, each once, with its place.
     got = received(trending)
     assert got and max(got.values()) == 1
     first = Delivery.objects.filter(subscriber=trending, status="sent").order_by("due_at")[1]
     reasons = [item.reasons[0]["topic"] for item in first.items.order_by("rank")]
     assert reasons[0].startswith("#1 today · ") and reasons[0].endswith(" upvotes")
     assert len(reasons) == 5
-    # And the reader sees it so, in both parts of the email.
+    # And the subscriber sees it so, in both parts of the email.
     mail = sent_to("trend@example.org", mailoutbox)
     assert len(mail) == Delivery.objects.filter(subscriber=trending, status="sent").count()
     assert f"Trending: {reasons[0]}." in " ".join(text_of(mail[1]).split())
@@ -149,7 +149,7 @@ def test_a_week_of_hourly_runs_brings_every_paper_once_at_each_readers_hour(
     assert "the trending papers" in " ".join(text_of(mail[1]).split())
     assert "The 5 papers most upvoted today" in text_of(mail[1])
 
-    # The weekly reader: Monday's first digest, then the whole week's on the next Monday.
+    # The weekly subscriber: Monday's first digest, then the whole week's on the next Monday.
     weekly_got = received(weekly)
     speech = {pid for pid, s in by_subject.items() if s == "speech recognition"}
     assert set(weekly_got) == speech and max(weekly_got.values()) == 1
@@ -234,7 +234,7 @@ def test_daylight_saving_neither_skips_nor_doubles_a_digest(
 def test_real_days_listed_through_the_day_reach_their_followers(
     sources_on_loopback: Any, settings: Any
 ) -> None:
-    """The captured days of March 2026, each paper listed at its real time: readers
+    """The captured days of March 2026, each paper listed at its real time: subscribers
     following one paper listed before 07:00 and one listed after both get it, once."""
     settings.PAPERBOY_SCRAPE_DAYS = 3
     settings.PAPERBOY_MATCH_PROCESSES = 1
@@ -264,6 +264,6 @@ def test_real_days_listed_through_the_day_reach_their_followers(
     for arxiv_id, reader in readers.items():
         got = received(reader)
         assert max(got.values()) == 1
-        # Every paper of the two days came to these trending readers within two digests,
+        # Every paper of the two days came to these trending subscribers within two digests,
         # at most 20 a digest: the late one too.
         assert arxiv_id in got or len(got) >= 20, arxiv_id

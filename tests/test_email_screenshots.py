@@ -1,7 +1,7 @@
 """How the digest and the subscriber pages look, in headless Chromium.
 
 Screenshots land in test-artifacts/ (at the project root) for a person to look at; the
-assertions check what a reader on a phone would notice first: the papers are there, the
+assertions check what a subscriber on a phone would notice first: the papers are there, the
 text is big enough, the links are big enough to tap, and nothing scrolls sideways.
 
 Debian's chromium, driven by Playwright; never `playwright install`.

@@ -383,7 +383,7 @@ def test_the_html_header_links_to_the_browser_copy(
     html = render_digest(delivery=alices_delivery).html
     url = digest_url(alice, EDITION_DATE)
 
-    # On the date's line, above the papers: where a reader whose client mangles the
+    # On the date's line, above the papers: where a subscriber whose client mangles the
     # layout looks first.
     line = re.search(
         rf'<p [^>]*>Tuesday, 10 March 2026 · <a [^>]*href="{re.escape(url)}"[^>]*>'

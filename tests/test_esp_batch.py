@@ -1,6 +1,6 @@
 """ESP batch sending (digest/mail/esp_batch.py) over real HTTP to a loopback Mailgun or Brevo.
 
-Readers whose digests differ only in their links share one API call. Each call is taken
+Subscribers whose digests differ only in their links share one API call. Each call is taken
 apart here as the ESP would: its merge fields filled with each recipient's values by a
 small substitution in the ESP's own syntax, and the result compared byte for byte with
 that delivery's digest rendered the plain way, one by one (digest/mail/digest_email.py).
@@ -105,7 +105,7 @@ def brevo_copies(request: RecordedRequest) -> dict[str, Copy]:
 @dataclass
 class FakeEsp:
     """A loopback ESP API: records each call with its answer, answers as the ESP does,
-    or with `fail_next` (for calls to several readers only)."""
+    or with `fail_next` (for calls to several subscribers only)."""
 
     path: str
     copies_of: Callable[[RecordedRequest], dict[str, Copy]]
@@ -158,7 +158,7 @@ def brevo_answer(request: RecordedRequest, n: int) -> Reply:
 def frozen() -> Iterator[Any]:
     # Manage links carry the second they were made: the one-by-one render for comparison
     # must be made in the same second as the send.
-    # (Autouse: readers and papers are made in that time too.)
+    # (Autouse: subscribers and papers are made in that time too.)
     with time_machine.travel(dt.datetime(2026, 3, 10, 8, tzinfo=dt.UTC), tick=False) as clock:
         yield clock
 
@@ -189,7 +189,7 @@ def brevo(loopback: LoopbackServer, settings: Any) -> FakeEsp:
 
 @pytest.fixture
 def readers(make_subscriber: Callable[..., Subscriber]) -> dict[str, list[Subscriber]]:
-    """Three trending-only readers, two with the same topics, one with topics of her own."""
+    """Three trending-only subscribers, two with the same topics, one with topics of her own."""
     return {
         "trending": [make_subscriber(f"t{n}@example.org", []) for n in range(3)],
         "diffusion": [make_subscriber(f"d{n}@example.org", ["diffusion"]) for n in range(2)],
@@ -234,7 +234,7 @@ def assert_each_gets_exactly_their_digest(copies: dict[str, Copy]) -> None:
 def all_copies(calls: list[dict[str, Copy]]) -> dict[str, Copy]:
     merged: dict[str, Copy] = {}
     for call in calls:
-        assert not set(call) & set(merged), "a reader in two calls"
+        assert not set(call) & set(merged), "a subscriber in two calls"
         merged.update(call)
     return merged
 
@@ -248,8 +248,8 @@ def test_mailgun_one_call_per_group_each_reader_their_own_links(
     send_edition()
 
     calls = mailgun.answered()
-    # Trending readers share one call, the two diffusion readers another; bob's own digest
-    # goes the normal way, one call for one reader (no merge data).
+    # Trending subscribers share one call, the two diffusion subscribers another; bob's own digest
+    # goes the normal way, one call for one subscriber (no merge data).
     assert sorted(len(c) for c in calls) == [1, 2, 3]
     assert sorted(sorted(c) for c in calls if len(c) > 1) == [
         ["d0@example.org", "d1@example.org"],
@@ -259,7 +259,7 @@ def test_mailgun_one_call_per_group_each_reader_their_own_links(
     copies = all_copies(calls)
     assert set(copies) == set(deliveries())
     assert_each_gets_exactly_their_digest(copies)
-    # Their links differ (each reader's own), the rest is one template.
+    # Their links differ (each subscriber's own), the rest is one template.
     t0, t1 = copies["t0@example.org"], copies["t1@example.org"]
     assert t0.text != t1.text and t0.subject == t1.subject
     # The ESP's id, recorded per delivery: Mailgun gives one per call.
@@ -306,7 +306,7 @@ def test_a_batch_answered_5xx_is_retried_later_with_nothing_lost(
 
     assert result.total == len(failed_call)
     assert {d.status for d in deliveries().values()} == {Delivery.Status.SENT}
-    copies = all_copies(mailgun.answered())  # every reader in exactly one accepted call
+    copies = all_copies(mailgun.answered())  # every subscriber in exactly one accepted call
     assert set(copies) == set(deliveries())
     retried = [c for c in mailgun.answered() if set(c) == set(failed_call)]
     assert len(retried) == 1  # the group went again as one call
@@ -368,7 +368,7 @@ def test_paper_text_holding_merge_syntax_is_never_batched(
     make_paper: Callable[..., Paper],
 ) -> None:
     esp: FakeEsp = request.getfixturevalue(esp_name)
-    make_paper(HOSTILE, "Trending, so every trending reader gets it.", upvotes=99)
+    make_paper(HOSTILE, "Trending, so every trending subscriber gets it.", upvotes=99)
     for n in range(3):
         make_subscriber(f"t{n}@example.org", [])
     send_edition()
@@ -383,7 +383,7 @@ def test_paper_text_holding_merge_syntax_is_never_batched(
 def test_readers_whose_frame_differs_do_not_share_a_call(
     mailgun: FakeEsp, make_subscriber: Callable[..., Subscriber], papers: list[Paper]
 ) -> None:
-    # Same papers, but the footer names each reader's paper limit and frequency.
+    # Same papers, but the footer names each subscriber's paper limit and frequency.
     make_subscriber("t0@example.org", [])
     make_subscriber("t1@example.org", [])
     make_subscriber("few@example.org", [], max_papers=3)
@@ -402,8 +402,8 @@ def test_readers_whose_frame_differs_do_not_share_a_call(
 def test_a_link_without_a_merge_field_sends_the_group_one_by_one(
     mailgun: FakeEsp, readers: dict, papers: list[Paper], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Were a link kind not stood in for, the first reader's own link would be in the
-    # template: two readers' templates then differ, and nothing is batched.
+    # Were a link kind not stood in for, the first subscriber's own link would be in the
+    # template: two subscribers' templates then differ, and nothing is batched.
     monkeypatch.setattr(esp_batch.MergeLinks, "manage", LinkMaker.manage)
     send_edition()
 
@@ -423,7 +423,7 @@ def test_calls_respect_the_esp_batch_size(
         make_subscriber(f"t{n}@example.org", [])
     send_edition()
 
-    # Two calls of two; the fifth reader alone goes the normal way.
+    # Two calls of two; the fifth subscriber alone goes the normal way.
     assert sorted(len(c) for c in mailgun.answered()) == [1, 2, 2]
     assert_each_gets_exactly_their_digest(all_copies(mailgun.answered()))
 
@@ -457,7 +457,7 @@ def test_postmark_and_switched_off_batching_send_one_call_per_digest(
 
 
 def test_merge_links_stand_in_for_every_link_a_digest_can_ask_for() -> None:
-    # A link kind added to LinkMaker but not here would carry the first reader's link to
+    # A link kind added to LinkMaker but not here would carry the first subscriber's link to
     # the whole group; the two-reader check would catch it, this says where to look.
     public = {name for name in vars(LinkMaker) if not name.startswith("_")}
     assert public <= set(vars(esp_batch.MergeLinks))

@@ -30,7 +30,7 @@ DEV_SET = Path(__file__).resolve().parent.parent.parent / "shared" / "matching-d
 
 # What the fixtures obviously call for: the survey is excluded by "-survey", the kernels
 # and tokenizer papers are nobody's, and the RLHF paper listed again on the 10th is not
-# sent twice. The speech reader's quiet day is there, as an empty digest.
+# sent twice. The speech subscriber's quiet day is there, as an empty digest.
 EXPECTED = {
     "video-gen": {"2026-03-09": ["2603.08001"], "2026-03-10": ["2603.09001", "2603.09002"]},
     "rlhf": {"2026-03-09": ["2603.08011"], "2026-03-10": ["2603.09003"]},
@@ -83,7 +83,7 @@ def test_leaves_existing_subscribers_papers_and_editions_as_they_were(
     make_subscriber: Callable[..., Subscriber],
     make_paper: Callable[..., Paper],
 ) -> None:
-    """A database with a reader and an edition on one of the replayed dates: the run commits
+    """A database with a subscriber and an edition on one of the replayed dates: the run commits
     nothing, and the papers stored for that date are not among the evaluation's candidates."""
     alice = make_subscriber("alice@example.org", ["video generation", "-survey"])
     make_subscriber("bob@example.org", ["RLHF", "reward model"])

@@ -382,7 +382,7 @@ def test_with_no_feedback_the_page_says_how_to_give_some(alice: Subscriber, clie
 
 
 def your_data(subscriber: Subscriber, action: str) -> str:
-    """The export or delete link the reader is emailed from the manage page."""
+    """The export or delete link the subscriber is emailed from the manage page."""
     return "/your-data/" + make_token(subscriber, Purpose.ACTION, extra=action)
 
 

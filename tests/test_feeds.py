@@ -1,4 +1,4 @@
-"""A reader's private feed, read back as a feed reader would (feedparser)."""
+"""A subscriber's private feed, read back as a feed reader would (feedparser)."""
 
 from __future__ import annotations
 
@@ -143,7 +143,7 @@ def test_the_feed_holds_the_readers_papers_with_why_and_links(
     assert "autoregressive <strong>diffusion</strong> transformer" in first.summary
     assert f'<a href="{helios.pdf_url}">PDF</a>' in first.summary
     assert "Trending: #2 today · 40 upvotes." in second.summary
-    # The scraped markup is text in the reader too, never an element.
+    # The scraped markup is text in the subscriber too, never an element.
     assert "&lt;img src=x" in second.summary and "<img" not in second.summary
     assert "Ada &lt;b&gt;Lovelace&lt;/b&gt;" in second.summary
     assert first.published_parsed[:3] == (2026, 3, 11)
@@ -190,7 +190,7 @@ def test_a_poll_with_the_etag_or_the_date_costs_a_304(
         first = client.get(url)
         etag, modified = first["ETag"], first["Last-Modified"]
         assert modified == "Tue, 10 Mar 2026 07:00:05 GMT"
-        with django_assert_num_queries(2):  # the reader, then the feed's version
+        with django_assert_num_queries(2):  # the subscriber, then the feed's version
             again = client.get(url, HTTP_IF_NONE_MATCH=etag)
         assert again.status_code == 304 and again.content == b""
         assert again["ETag"] == etag and again["Cache-Control"] == "private, max-age=300"

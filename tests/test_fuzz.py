@@ -6,9 +6,9 @@ values, wrong types), JSON of any shape, odd content types. Two properties hold 
 one of them:
 
 - no 500: malformed input gets a 4xx (or the page again, with its error);
-- no change a stranger is not entitled to: the two readers whose links the fuzzer does
+- no change a stranger is not entitled to: the two subscribers whose links the fuzzer does
   not hold (owner, bystander) are exactly as they were. Signing up new addresses is
-  anyone's right; changing an existing reader takes a valid link of theirs.
+  anyone's right; changing an existing subscriber takes a valid link of theirs.
 
 At least FUZZ_INPUTS requests are sent (settings, below); with PAPERBOY_FUZZ_RANDOM=1 the
 inputs are new each run, otherwise they are the same each run (CI stays repeatable).
@@ -35,7 +35,7 @@ from tests.own_cache import clear_test_cache
 
 FUZZ_INPUTS = 1000
 
-# What a reader row is: every field a request could change.
+# What a subscriber row is: every field a request could change.
 WATCHED = [
     f.attname
     for f in Subscriber._meta.concrete_fields
@@ -127,7 +127,7 @@ def people(make_subscriber: Callable[..., Subscriber]) -> dict[str, Subscriber]:
     return {"owner": owner, "bystander": bystander, "fuzzer": fuzzer}
 
 
-# Where each purpose's link is the key that opens a reader's data.
+# Where each purpose's link is the key that opens a subscriber's data.
 ROUTE_OF_PURPOSE: dict[Purpose, set[str]] = {
     Purpose.MANAGE: {"manage"},
     Purpose.CONFIRM: {"confirm"},

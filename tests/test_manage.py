@@ -673,7 +673,7 @@ def test_queries_are_pinned_however_long_her_history(
     # Subscriber; last digests; papers she rated (with the papers); then the preview:
     # latest date, edition, background papers, papers, already sent (her deliveries, then
     # their papers), her feedback, the rated papers' vectors (read once a run, however
-    # many readers rated them), chosen papers, count.
+    # many subscribers rated them), chosen papers, count.
     with django_assert_num_queries(13):
         client.get(base)
     with django_assert_num_queries(11):

@@ -93,7 +93,7 @@ def expect_text(page: Any, selector: str, text: str) -> None:
 
 
 def check_page(page: Any, name: str) -> None:
-    """What any reader notices first: nothing scrolls sideways, and the text is readable."""
+    """What any subscriber notices first: nothing scrolls sideways, and the text is readable."""
     assert not scrolls_sideways(page), f"{name} scrolls sideways"
     assert page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)") >= 16
 

@@ -63,10 +63,10 @@ def test_forked_scorers_choose_what_each_reader_alone_would_get(
     settings: Any, monkeypatch: pytest.MonkeyPatch, papers: list[Paper], readers: list[Subscriber]
 ) -> None:
     settings.PAPERBOY_MATCH_PROCESSES = 2
-    monkeypatch.setattr(digest.matching.batching, "MATCH_CHUNK", 1)  # a chunk per reader
+    monkeypatch.setattr(digest.matching.batching, "MATCH_CHUNK", 1)  # a chunk per subscriber
     monkeypatch.setattr(digest.matching.batching, "MATCH_CHUNK_MIN", 1)
     assert scoring_processes() == 2  # no transaction open: forking is allowed
-    # Three readers' vectors are made; the fourth edits her topics after: forked scorers
+    # Three subscribers' vectors are made; the fourth edits her topics after: forked scorers
     # do not embed, so she is matched afterwards in this process.
     subscribers_embed(readers)
     dora = readers[2]

@@ -180,7 +180,7 @@ def test_the_sentence_words_favour_papers_that_use_its_rarer_words() -> None:
 
 
 def test_many_readers_at_once_rank_as_each_alone() -> None:
-    """rank_many is rank for each reader: batching changes nothing a reader gets."""
+    """rank_many is rank for each subscriber: batching changes nothing a subscriber gets."""
     s = scorer(EDITION, EDITION_VECTORS)
     video = {"video": VIDEO}
     readers = [

@@ -81,7 +81,7 @@ UNAVAILABLE_S = 20
 REDIS_DOWN, HAND_OVER_S, REDIS_BATCH, REDIS_SINK_DELAY_S = (7, 12), 10, 20, 0.08
 # What a dead sender can have handed to the server without recording it, per pool process.
 IN_FLIGHT_MOST = CONCURRENCY * (RECORD_EVERY + CONNECTIONS * (QUEUED_PER_CONNECTION + 1))
-# Readers of the test that runs the whole chain (scrape, plan, match, send).
+# Subscribers of the test that runs the whole chain (scrape, plan, match, send).
 CHAIN_READERS = 400
 
 
@@ -471,11 +471,11 @@ def test_smtp_refusing_some_recipients_with_550(
     celery.worker()
     mid_run(smtp_server)
     smtp_server.refuse_rcpt = re.compile(r"^reader\d*7@")
-    fault = Fault("SMTP refusing reader*7@ with 550", time.monotonic(), held_now())
+    fault = Fault("SMTP refusing subscriber*7@ with 550", time.monotonic(), held_now())
     assert len(smtp_server.messages) < READERS, "the fault came too late to test anything"
     all_delivered(fault, smtp_server, twice_allowed=False)
 
-    # Every reader*7 whose digest had not gone yet was refused, once: never tried again.
+    # Every subscriber*7 whose digest had not gone yet was refused, once: never tried again.
     arrived = {to for m in smtp_server.messages for to in m.rcpt_tos}
     refused = Counter(smtp_server.refused)
     assert set(refused) == {_reader(n) for n in range(READERS) if n % 10 == 7} - arrived
@@ -495,7 +495,7 @@ def test_matching_fans_out_over_every_pool_process(
     smtp_server: Mailbox, celery: Celery, loopback: LoopbackServer, tmp_path: Path
 ) -> None:
     """The run task scrapes and plans; chunk tasks match on both pool processes, each
-    chunk's senders follow, and every reader gets one digest."""
+    chunk's senders follow, and every subscriber gets one digest."""
     loopback.route("/api/daily_papers", query={"p": "0"}, json=tuesday_papers(EDITION_DATE))
     loopback.route("/api/daily_papers", json=[])
     celery.env.update(PAPERBOY_HF_URL=loopback.base_url, PAPERBOY_REFRESH_DAYS="0")

@@ -244,7 +244,7 @@ def test_the_expired_link_and_too_many_pages(live_server: Any, smtp_server: Mail
 def test_signing_up_without_topics_in_the_browser_guesses_the_time_zone(
     live_server: Any, smtp_server: Mailbox
 ) -> None:
-    """No topics: the mix control stays hidden, the zone is the browser's, and the reader
+    """No topics: the mix control stays hidden, the zone is the browser's, and the subscriber
     is a trending one. Typing a topic shows the mix; removing it hides it again."""
     home = live_server.url + "/"
     with chromium() as browser:
@@ -284,7 +284,7 @@ def test_a_weekly_reader_picks_the_day_hour_and_zone_and_the_mix_is_one_control(
     live_server: Any, smtp_server: Mailbox
 ) -> None:
     """The weekday appears once "Weekly" is picked; the mix is three segments a thumb can
-    hit; a reader in New York signs up without topics for Fridays at 18:00 their time."""
+    hit; a subscriber in New York signs up without topics for Fridays at 18:00 their time."""
     with chromium() as browser:
         for width in (PHONE, DESKTOP):
             context = browser.new_context(

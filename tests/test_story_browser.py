@@ -177,7 +177,7 @@ def test_dana_signs_up_confirms_changes_topics_and_unsubscribes_from_a_digest(
     make_paper: Callable[..., Paper],
     tmp_path: Path,
 ) -> None:
-    # Two readers are already subscribed: Eli (diffusion) and Frank (speech).
+    # Two subscribers are already subscribed: Eli (diffusion) and Frank (speech).
     make_subscriber("eli@example.org", ["diffusion"])
     make_subscriber("frank@example.org", ["speech"])
 

@@ -168,7 +168,7 @@ def test_smtp_status_is_read_from_codes_where_servers_put_them(text: str, status
         ({"event_type": "rejected", "reject_reason": "spam"}, Action.SUPPRESS),
         ({"event_type": "rejected", "reject_reason": "unsubscribed"}, Action.UNSUBSCRIBE),
         ({"event_type": "rejected", "reject_reason": "timed_out"}, Action.SOFT_BOUNCE),
-        # A block or a DMARC failure is about our mail, not the reader's address.
+        # A block or a DMARC failure is about our mail, not the subscriber's address.
         ({"event_type": "rejected", "reject_reason": "blocked"}, Action.IGNORE),
         ({"event_type": "rejected", "reject_reason": "other"}, Action.IGNORE),
         # The ESP retries a deferral itself; a failure to send is our problem.

@@ -30,9 +30,9 @@ Sending
 
 Digests
     render_digest               a saved delivery's digest (the browser copy)
-    render_digest_for           a digest of any papers for any reader (previews)
+    render_digest_for           a digest of any papers for any subscriber (previews)
     digest_message              one delivery's digest as a message
-    digest_headers              a reader's list headers (List-Unsubscribe, List-Id…)
+    digest_headers              a subscriber's list headers (List-Unsubscribe, List-Id…)
     DigestItem                  a paper to render without a saved delivery
     RenderedEmail               subject, text and HTML of one email
 
@@ -42,7 +42,7 @@ Cards
     summary_of, authors_line    a paper's short summary, its authors on one line
 
 Other emails
-    confirmation_message        the double opt-in link to a pending reader
+    confirmation_message        the double opt-in link to a pending subscriber
     already_subscribed_message  the settings link to someone already subscribed
     render_email                subject, text and HTML from one kind's three templates
     signup_headers              the headers of an email someone asked for (RFC 3834)

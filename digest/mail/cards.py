@@ -24,7 +24,7 @@ SUMMARY_LIMIT = 300  # characters of abstract shown when HF has no ai_summary
 AI_SUMMARY_LIMIT = 420  # HF's summaries are one sentence; this only stops a runaway
 AUTHORS_SHOWN = 3
 
-# Which field a reason names, as a reader would say it. The matcher already lists a
+# Which field a reason names, as a subscriber would say it. The matcher already lists a
 # paper's reasons best field first; sorting by field again (stably) keeps its order and
 # makes reasons from any other caller read the same way.
 _FIELD_WORDS: dict[str, str] = {
@@ -102,8 +102,8 @@ class PaperEntry:
     why: Why | None
     summary: str
     links: list[Link] = field(default_factory=list)
-    # The reader's "more like this" / "less like this" links; "" where there is no
-    # reader to ask (the manage page's preview).
+    # The subscriber's "more like this" / "less like this" links; "" where there is no
+    # subscriber to ask (the manage page's preview).
     more_url: str = ""
     less_url: str = ""
 

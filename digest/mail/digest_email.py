@@ -1,11 +1,11 @@
-"""A reader's digest: its context, its render, and it as a message.
+"""A subscriber's digest: its context, its render, and it as a message.
 
 `render_digest_for` needs no saved delivery, so a preview can render a digest for any
 subscriber and any list of papers; `render_digest` renders a saved delivery's, as the
 browser copy does; `digest_message` makes one delivery's digest a message (the sender
 makes the same, faster, in batches: fast_render.py, sending.py).
 
-`frame_context` is everything around the papers (headline, the reader's links, the
+`frame_context` is everything around the papers (headline, the subscriber's links, the
 footer), shared with the fast renderer, which fills the same templates.
 """
 
@@ -44,7 +44,7 @@ def _feed_url(subscriber: Subscriber) -> str:
 
 def _top_papers_link(items: Sequence[DigestItemLike], edition_date: dt.date) -> Link | None:
     """The public page of the day the digest's trending picks were listed; None for a
-    digest without any (a topics-only reader's)."""
+    digest without any (a topics-only subscriber's)."""
     days = [
         item.paper.batch_date
         for item in items
@@ -89,7 +89,7 @@ def digest_context(
 
 @dataclass(frozen=True)
 class ReaderLinks:
-    """A digest's links that belong to its reader, not to a paper."""
+    """A digest's links that belong to its subscriber, not to a paper."""
 
     unsubscribe: str
     manage: str
@@ -127,7 +127,7 @@ def frame_context(
             topics, HEADER_TOPICS_SHOWN
         )
         picked_for = f"picked for {list_phrase(topics, 3)}"
-    else:  # a trending-only reader
+    else:  # a trending-only subscriber
         headline = f"The {plural(count, 'paper')} most upvoted {period}"
         picked_for = f"the most upvoted {period}"
     if count:

@@ -1,12 +1,12 @@
-"""ESP batch sending: digests alike apart from the reader's own links go as one API call.
+"""ESP batch sending: digests alike apart from the subscriber's own links go as one API call.
 
-Readers of the trending list, and readers with the same topics, get the same digest: the
+Subscribers of the trending list, and subscribers with the same topics, get the same digest: the
 same subject, papers, reasons and wording. Only their links differ (view in browser,
 manage, feed, unsubscribe, and "more / less like this" for each paper; a diff of two
-such readers' renders shows nothing else) and two headers (List-Unsubscribe, and the
+such subscribers' renders shows nothing else) and two headers (List-Unsubscribe, and the
 delivery's stable Message-ID). Within a claimed batch such deliveries are grouped; each
 group's digest is rendered once with the ESP's merge fields where the links go, and sent
-in one anymail message to every reader of the group (`to=[…]`), with each reader's links
+in one anymail message to every subscriber of the group (`to=[…]`), with each subscriber's links
 in `merge_data` and their headers in `merge_headers`. The ESP makes one message per
 reader.
 
@@ -16,11 +16,11 @@ inline body, without a template stored at the ESP):
 - **Mailgun**: yes. Anymail maps merge_data to Mailgun's recipient-variables, which
   Mailgun substitutes for `%recipient.KEY%` anywhere in the message, and merge_headers
   to `h:` recipient variables. One id for the whole call comes back.
-- **Brevo**: yes. Anymail makes a `messageVersions` entry per reader with `params`,
+- **Brevo**: yes. Anymail makes a `messageVersions` entry per subscriber with `params`,
   which Brevo substitutes for `{{params.KEY}}` in the HTML (Brevo's batch-send guide;
   anymail's own Brevo page still says content is not personalised without a stored
   template, so the text part's substitution is Brevo's word, not verified against a live
-  account: PAPERBOY_ESP_BATCH=false turns batching off). One id per reader comes back.
+  account: PAPERBOY_ESP_BATCH=false turns batching off). One id per subscriber comes back.
 - **Postmark**: no. Its /email/batch (500 messages) sends the same content to everyone;
   anymail refuses merge_data without a template_id there. Its /email/bulk API does fill
   `{{var}}` in inline content, but needs Postmark's approval of the account, goes out
@@ -31,16 +31,16 @@ inline body, without a template stored at the ESP):
 
 The others keep one API call per digest (sending.py), as do groups of one.
 
-Safety. Groups are keyed by the papers (cards never depend on the reader) and by what
-the frame's own context builder shows of the reader, so a reader value added to the
-frame later splits groups by itself. Two readers' templates must then come out the same,
+Safety. Groups are keyed by the papers (cards never depend on the subscriber) and by what
+the frame's own context builder shows of the subscriber, so a subscriber value added to the
+frame later splits groups by itself. Two subscribers' templates must then come out the same,
 so a link the merge fields do not stand in for sends the group one by one. Paper text is
 scraped: a title containing the ESP's merge syntax would be filled in by the ESP, so a
 group whose shared text contains it is not batched either (there is no escape for it).
 Failures: a transient error (5xx, 429, network) puts the whole group back in the queue
 with a backoff, as for one digest; a per-recipient refusal in anymail_status fails that
-reader only; any other error (a 4xx: one bad address refuses Mailgun's whole call) sends
-the group's digests again one by one, so only the reader at fault fails.
+subscriber only; any other error (a 4xx: one bad address refuses Mailgun's whole call) sends
+the group's digests again one by one, so only the subscriber at fault fails.
 """
 
 from __future__ import annotations
@@ -76,14 +76,14 @@ logger = logging.getLogger(__name__)
 # batch-sending guide).
 MAILGUN_RECIPIENTS = 1000
 # Mailgun takes messages up to 25 MB; whether recipient-variables count is not written
-# down, so a call's variables stay well under it (a reader's are about 5 kB).
+# down, so a call's variables stay well under it (a subscriber's are about 5 kB).
 MAILGUN_MERGE_BYTES = 20_000_000
 # Brevo: up to 1000 message versions in one call (its batch-send guide; its API
 # reference also caps a call at 2000 recipients: we put one in each version) …
 BREVO_VERSIONS = 1000
 # … "individual params objects must not exceed 100 KB; cumulative params across all
-# versions must not exceed 1000 KB". With 20 papers a reader's links are about 6 kB, so
-# the sum, not the count, usually ends a Brevo call (about 150 readers); kept a tenth
+# versions must not exceed 1000 KB". With 20 papers a subscriber's links are about 6 kB, so
+# the sum, not the count, usually ends a Brevo call (about 150 subscribers); kept a tenth
 # under Brevo's figures for the JSON's own spacing.
 BREVO_PARAMS_EACH_BYTES = 90_000
 BREVO_PARAMS_BYTES = 900_000
@@ -101,9 +101,9 @@ class EspSyntax:
     backend: str  # anymail's backend class; subclasses batch too
     field: Callable[[str], str]  # the merge field for a key, in the ESP's syntax
     unsafe: tuple[str, ...]  # text the ESP would read as its syntax (compared lower-case)
-    recipients: int  # readers in one call
-    merge_bytes: int  # all readers' merge data in one call (JSON)
-    merge_bytes_each: int  # one reader's
+    recipients: int  # subscribers in one call
+    merge_bytes: int  # all subscribers' merge data in one call (JSON)
+    merge_bytes_each: int  # one subscriber's
 
 
 MAILGUN = EspSyntax(
@@ -167,7 +167,7 @@ T = TypeVar("T", bound=Owed)
 
 
 class RecipientRefused(Exception):
-    """The ESP took the call but refused this reader (anymail_status says so)."""
+    """The ESP took the call but refused this subscriber (anymail_status says so)."""
 
 
 # --- Which ESP -----------------------------------------------------------------------------
@@ -200,9 +200,9 @@ def batcher(
 
 
 def group_key(delivery: Owed) -> tuple[Any, ...]:
-    """Everything a digest's rendering reads except the reader's links: its date, its
+    """Everything a digest's rendering reads except the subscriber's links: its date, its
     papers, ranks and reasons as the renderer's card cache names them (cards never depend
-    on the reader: the renderer shares them between readers), and what the frame around
+    on the subscriber: the renderer shares them between subscribers), and what the frame around
     them shows of the reader."""
     items = tuple(
         sorted(
@@ -218,7 +218,7 @@ _NO_LINKS = ReaderLinks(unsubscribe="", manage="", feed="", view_in_browser="")
 
 
 def reader_view(delivery: Owed) -> str:
-    """The frame's values that come from the reader (their topics, frequency and paper
+    """The frame's values that come from the subscriber (their topics, frequency and paper
     limit today), read from the frame's own context builder, so that a value added to the
     frame later splits groups too. Papers are left out: the key compares them."""
     context = frame_context(
@@ -241,7 +241,7 @@ def groups(owed: Iterable[T]) -> list[list[T]]:
 
 class MergeLinks(LinkMaker):
     """The renderer's links, as merge fields: each link asked for gets a key (the same
-    key for the same link), and `values` gives a reader's real links for those keys."""
+    key for the same link), and `values` gives a subscriber's real links for those keys."""
 
     def __init__(self, field: Callable[[str], str]) -> None:
         super().__init__()
@@ -288,7 +288,7 @@ class MergeLinks(LinkMaker):
 
 @dataclass(eq=False)
 class Chunk:
-    """One API call: readers of one group, and the message sent to them."""
+    """One API call: subscribers of one group, and the message sent to them."""
 
     members: list[Any]  # Owed
     message: AnymailMessage
@@ -365,7 +365,7 @@ class EspBatcher:
             each = len(json.dumps(values))
             email = delivery.subscriber.email
             if email in seen or each > self.syntax.merge_bytes_each or not self._links_ok(values):
-                yield delivery  # the same reader twice, or links the ESP would misread
+                yield delivery  # the same subscriber twice, or links the ESP would misread
                 continue
             if len(calls[-1]) >= self.syntax.recipients or size + each > self.syntax.merge_bytes:
                 calls.append([])
@@ -381,7 +381,7 @@ class EspBatcher:
 
     def _template(self, group: Sequence[Owed]) -> _Template | None:
         """The group's digest with merge fields for links, or None when it must not be
-        batched: another reader's render differs, or paper text holds the ESP's syntax."""
+        batched: another subscriber's render differs, or paper text holds the ESP's syntax."""
         first, second = self._render(group[0]), self._render(group[1])
         if first.rendered != second.rendered or first.links.keys != second.links.keys:
             logger.warning(
@@ -433,7 +433,7 @@ class EspBatcher:
     ) -> AnymailMessage:
         rendered = template.rendered
         shared = list_headers(unsubscribe="")
-        del shared["List-Unsubscribe"]  # per reader, below
+        del shared["List-Unsubscribe"]  # per subscriber, below
         merge_data: dict[str, dict[str, str]] = {}
         merge_headers: dict[str, dict[str, str]] = {}
         for delivery, values in call:
@@ -460,11 +460,11 @@ class EspBatcher:
 
     def forget(self, dropped: Iterable[Any]) -> None:
         """Calls taken back from the wire before they were made (the sender stopped): no
-        outcome will come for them; their readers go back to the queue unsent."""
+        outcome will come for them; their subscribers go back to the queue unsent."""
         self._in_flight = max(0, self._in_flight - sum(isinstance(t, Chunk) for t in dropped))
 
     def settle(self, outcome: Handed, recorder: Recorder) -> bool:
-        """Record a batch call's outcome reader by reader; False if `outcome` is not one."""
+        """Record a batch call's outcome subscriber by subscriber; False if `outcome` is not one."""
         from .sending import THROTTLE_PAUSE_S, is_transient, throttled  # (imports us)
 
         chunk = outcome.tag
@@ -473,7 +473,7 @@ class EspBatcher:
         self._in_flight = max(0, self._in_flight - 1)
         error = outcome.error
         if error is None or isinstance(error, AnymailRecipientsRefused):
-            # Refused: every reader refused, each one's status in anymail_status.
+            # Refused: every subscriber refused, each one's status in anymail_status.
             self._record(chunk, outcome.message, recorder, error)
         elif is_transient(error):
             if throttled(error):
@@ -509,7 +509,7 @@ class EspBatcher:
                     " of a batch send"
                 )
                 recorder.failed(delivery, refusal, transient=False)
-            elif error is not None:  # refused, with no status for this reader
+            elif error is not None:  # refused, with no status for this subscriber
                 recorder.failed(delivery, error, transient=False)
             else:
                 recorder.sent(

@@ -1,12 +1,12 @@
 """Rendering many digests fast: each paper's card is rendered once and reused.
 
-A digest is a frame (headline, the reader's links, the footer) around up to twenty paper
+A digest is a frame (headline, the subscriber's links, the footer) around up to twenty paper
 cards. Across a day's digests the same card recurs: the same paper, at the same rank,
 picked for the same reasons. `DigestRenderer` splits each digest template at its loop over
 the papers into a frame template and a card template, renders a card once per (paper,
-rank, reasons) and keeps it, with stand-ins where the reader's own "more / less like this"
+rank, reasons) and keeps it, with stand-ins where the subscriber's own "more / less like this"
 links go. A digest is then the frame rendered around joined cards, the stand-ins swapped
-for the reader's signed links.
+for the subscriber's signed links.
 
 The result is byte for byte what `digest_email.render_digest_for` makes from the whole
 template (tests/test_digest_render.py holds it to that); this is only the fast way there.
@@ -42,7 +42,7 @@ from .templates import compiled_mjml, html_env, text_env
 
 # Where each template loops over the papers; its {% else %} is the empty digest.
 PAPER_LOOP = "{% for p in papers %}"
-# Stand-ins for the reader's feedback links in a kept card (characters no URL, title or
+# Stand-ins for the subscriber's feedback links in a kept card (characters no URL, title or
 # template text contains, so a swap cannot touch anything else).
 MORE, LESS = "\x00more\x00", "\x00less\x00"
 # … and for its rank: two characters, so that "%-4s" of it and a dot pads as "12. " does
@@ -154,7 +154,7 @@ class CardItem:
 
 
 class DigestRenderer:
-    """Renders digests for a batch of readers; keep one per worker task."""
+    """Renders digests for a batch of subscribers; keep one per worker task."""
 
     def __init__(self) -> None:
         self.links = LinkMaker()
@@ -167,7 +167,7 @@ class DigestRenderer:
     def _card(self, item: CardItem) -> _Card:
         paper = item.paper
         # First by the reasons as stored; failing that, by what the card shows of them
-        # (readers with other topics often get the same card: same best reason, same
+        # (subscribers with other topics often get the same card: same best reason, same
         # other topics named), which costs parsing the reasons.
         key = (paper.pk, paper.updated_at, paper.upvotes, item.reasons_key)
         card = self._cards.get(key)

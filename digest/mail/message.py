@@ -67,7 +67,7 @@ def message_id(message: EmailMultiAlternatives) -> str:
 
 
 def list_headers(*, unsubscribe: str) -> dict[str, str]:
-    """The headers of bulk mail, `unsubscribe` being the reader's one-click URL."""
+    """The headers of bulk mail, `unsubscribe` being the subscriber's one-click URL."""
     return {
         # Only the https URL: a mailto: would need a mailbox we read, and Gmail and Yahoo
         # use the one-click POST (RFC 8058) when List-Unsubscribe-Post is present.

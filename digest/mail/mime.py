@@ -100,7 +100,7 @@ def _sanitised(address: str) -> str:
 
 # Boundaries: a random prefix drawn once per process, then a counter. Drawing 12 random
 # bytes for every message was a system call a digest; a boundary need only be absent
-# from the message's parts, and since a reader sees the prefix in every digest, each
+# from the message's parts, and since a subscriber sees the prefix in every digest, each
 # boundary is checked against the parts (scraped text could hold one on purpose).
 _BOUNDARY_PREFIX = f"===============pb{secrets.token_hex(8)}"
 _boundary_serial = itertools.count()

@@ -4,7 +4,7 @@ backend over one open connection, record the outcomes.
 The database says what is owed. A sender claims a batch under a lease (leases.py), so
 two senders never hold the same delivery, and a dead sender's batch goes back to the
 queue when its lease runs out. Per batch the work is a handful of queries — claim, the
-deliveries, their readers, their papers, the outcomes — not several per digest; cards
+deliveries, their subscribers, their papers, the outcomes — not several per digest; cards
 are rendered once and reused (fast_render.py); the MIME bytes are written in one pass
 (mime.py) with a Message-ID that is the same at every attempt (message.py).
 
@@ -52,7 +52,7 @@ from .rate import send_rate_limiter
 logger = logging.getLogger(__name__)
 
 SKIP_LEFT = "no longer active when it was due to send (paused, unsubscribed or suppressed)"
-# What sending reads of a reader (not their vectors, which are large).
+# What sending reads of a subscriber (not their vectors, which are large).
 READER_FIELDS = (
     "email", "key", "feed_key", "status", "channel", "topics", "frequency", "max_papers"
 )  # fmt: skip
@@ -72,8 +72,8 @@ class Outcome(StrEnum):
     RETRY = "retry"  # transient failure: queued again for later
     FAILED = "failed"
     NOT_CLAIMED = "not claimed"  # another sender has it, or it is no longer queued
-    FEED = "feed"  # a feed-only reader's: published to their feed, no email
-    SKIPPED = "skipped"  # the reader left before it was sent
+    FEED = "feed"  # a feed-only subscriber's: published to their feed, no email
+    SKIPPED = "skipped"  # the subscriber left before it was sent
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ def _load(lease: leases.Lease, papers: PaperCache) -> list[_Owed]:
         for i, day, sub, topics, attempts in rows
     }
     items = list(
-        # No order: the model's would join readers and editions to sort by their fields.
+        # No order: the model's would join subscribers and editions to sort by their fields.
         DeliveryPaper.objects.filter(delivery_id__in_ints=ints(owed))
         .order_by()
         .annotate(reasons_text=Cast("reasons", TextField()))
@@ -281,7 +281,7 @@ class BatchSender:
     def _settle(self, recorder: _Recorder, handed: Iterable[Handed]) -> None:
         for outcome in handed:
             if self.batches is not None and self.batches.settle(outcome, recorder):
-                continue  # a group's call: recorded reader by reader there
+                continue  # a group's call: recorded subscriber by subscriber there
             if outcome.error is None:
                 recorder.sent(outcome.tag.id, _esp_id(outcome.message))
                 continue
@@ -304,7 +304,7 @@ class BatchSender:
             self.batches.forget(dropped)
 
     def _route(self, lease: leases.Lease, owed: list[_Owed]) -> Iterator[_Owed]:
-        """Readers who left are skipped, feed-only readers' digests go to their feed; the
+        """Subscribers who left are skipped, feed-only subscribers' digests go to their feed; the
         rest are mailed. Both checks are made now, at send time."""
         left = [d.id for d in owed if d.subscriber.status != Subscriber.Status.ACTIVE]
         feed = [

@@ -46,7 +46,7 @@ def wrap_text(
 ) -> str:
     """Wrap a paragraph for the plain-text part; `first` replaces the first line's indent.
 
-    Long words (URLs) stay whole rather than break where a reader could not click them.
+    Long words (URLs) stay whole rather than break where a subscriber could not click them.
     Kept: a day's digests wrap the same headlines and footers again and again.
     """
     return textwrap.fill(

@@ -378,7 +378,7 @@ def describe_error(error: BaseException) -> str:
         return f"Timeout after {settings.PAPERBOY_HTTP_TIMEOUT_S:g}s"
     if isinstance(error, requests.ConnectionError):
         # requests nests the OS reason deep in a long message; "[Errno 111] Connection
-        # refused" is the part a reader can act on.
+        # refused" is the part a subscriber can act on.
         errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(error))
         return f"ConnectionError: {errno.group(1)}" if errno else "ConnectionError"
     if isinstance(error, json.JSONDecodeError):

@@ -36,7 +36,7 @@ def topics(obj: Subscriber) -> str:
 
 @admin.display(description="When", ordering="send_hour")
 def when(obj: Subscriber) -> str:
-    """ "07:00 daily", "18:00 Fri": the hour in the reader's own zone."""
+    """ "07:00 daily", "18:00 Fri": the hour in the subscriber's own zone."""
     day = "daily" if obj.frequency != Subscriber.Frequency.WEEKLY else _DAYS[obj.send_weekday]
     return f"{obj.send_hour:02d}:00 {day}"
 
@@ -71,7 +71,7 @@ def bounces(obj: Subscriber) -> str:
 
 @admin.display(description="Next digest")
 def next_digest(obj: Subscriber) -> str:
-    """When it is owed, in UTC and in the reader's zone; or, before the next run has
+    """When it is owed, in UTC and in the subscriber's zone; or, before the next run has
     worked it out, when that run will make it."""
     if obj.pk is None:
         return "–"

@@ -17,11 +17,11 @@ from ..csv_import import MAX_IMPORT_BYTES, ImportMode
 
 class SubscriberForm(forms.ModelForm[Subscriber]):
     """The change form checks what the public forms check: tidy topics (none is a trending
-    reader), 1–20 papers, an hour, a weekday and a time zone that exist."""
+    subscriber), 1–20 papers, an hour, a weekday and a time zone that exist."""
 
     send_hour = forms.TypedChoiceField(label="Hour", choices=HOUR_CHOICES, coerce=int)
     send_weekday = forms.TypedChoiceField(
-        label="Weekday", choices=WEEKDAY_CHOICES, coerce=int, help_text="Weekly readers only."
+        label="Weekday", choices=WEEKDAY_CHOICES, coerce=int, help_text="Weekly subscribers only."
     )
     time_zone = forms.ChoiceField(
         choices=lambda: [(name, name) for name in timezone_names()],
@@ -46,8 +46,8 @@ class SubscriberForm(forms.ModelForm[Subscriber]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Without topics the reader gets the trending list whatever the mix says.
-        self.fields["trending"].help_text = "Readers without topics get trending only."
+        # Without topics the subscriber gets the trending list whatever the mix says.
+        self.fields["trending"].help_text = "Subscribers without topics get trending only."
 
     def clean_topics(self) -> list[str]:
         raw = self.cleaned_data["topics"]

@@ -1,4 +1,4 @@
-"""The subscriber admin's two extra pages: the CSV import and a reader's digest preview.
+"""The subscriber admin's two extra pages: the CSV import and a subscriber's digest preview.
 Plain functions of the ModelAdmin and the request, which SubscriberAdmin's views call."""
 
 from __future__ import annotations

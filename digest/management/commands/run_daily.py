@@ -35,8 +35,8 @@ def date_or_latest(value: str) -> dt.date | str:
 class Command(BaseCommand):
     help = (
         "Do whatever is owed now: scrape the last listing days, then plan, match and send "
-        "every digest whose reader's hour has come. --date replays one listing day for "
-        "every reader instead (the demo)."
+        "every digest whose subscriber's hour has come. --date replays one listing day for "
+        "every subscriber instead (the demo)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -44,7 +44,7 @@ class Command(BaseCommand):
             "--date",
             type=date_or_latest,
             help="Replay this listing day (YYYY-MM-DD, or 'latest': the latest day with "
-            "papers) for every active reader, whatever their hour.",
+            "papers) for every active subscriber, whatever their hour.",
         )
         parser.add_argument(
             "--source",
@@ -75,7 +75,7 @@ class Command(BaseCommand):
             heading = f"Paperboy run of {now:%A %d %B %Y, %H:%M} UTC: the digests owed now"
         else:
             assert isinstance(date, dt.date)
-            heading = f"Paperboy edition of {date:%A %d %B %Y} (a replay for every reader)"
+            heading = f"Paperboy edition of {date:%A %d %B %Y} (a replay for every subscriber)"
         self.stdout.write(self.style.MIGRATE_HEADING(heading))
         self.stdout.write(f"  Scraping papers from {settings.PAPERBOY_HF_URL} …")
 
@@ -87,7 +87,7 @@ class Command(BaseCommand):
         show = {"disable": options["no_progress"], "file": self.stderr._out}
         # Each paper is read once (sentence vectors, about a third of a second each).
         reading = _Progress("  Reading papers", "paper", **show)
-        matching = _Progress("  Matching", "reader", **show)
+        matching = _Progress("  Matching", "subscriber", **show)
         listeners = Listeners(scraped=scraped, embedding=reading, matching=matching)
         prepared: HourlyRun | Prepared
         if date is None:

@@ -6,8 +6,8 @@ from django.core.management.base import BaseCommand
 
 from subscriptions.services import subscriber_add
 
-# A few readers with different tastes, so one demo run shows matches, highlights and a
-# reader whose topics found nothing that day.
+# A few subscribers with different tastes, so one demo run shows matches, highlights and a
+# subscriber whose topics found nothing that day.
 DEMO_SUBSCRIBERS: list[tuple[str, list[str], int]] = [
     ("alice@example.com", ["diffusion", "video generation", "image editing", "-survey"], 8),
     ("bob@example.com", ["reinforcement learning", "reward model", "reasoning"], 6),

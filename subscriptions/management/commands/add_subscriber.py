@@ -46,7 +46,7 @@ def time_zone(value: str) -> str:
 class Command(BaseCommand):
     help = (
         "Add or update a subscriber, confirmed (an operator's add; no confirmation email). "
-        "Without topics, the reader gets the day's trending papers."
+        "Without topics, the subscriber gets the day's trending papers."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -67,7 +67,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--timezone", type=time_zone, help="IANA zone of --hour")
         parser.add_argument("--hour", type=hour, help="local hour the digest arrives, 0–23")
-        parser.add_argument("--weekday", type=weekday, help="weekly readers: 1–7 or a day name")
+        parser.add_argument("--weekday", type=weekday, help="weekly subscribers: 1–7 or a day name")
         parser.add_argument(
             "--trending",
             choices=Subscriber.Trending.values,
