@@ -104,6 +104,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--no-scoring", action="store_true", help="skip the separate scoring-only timing"
     )
     parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the data in --database-url when done, to send its edition again with "
+        "bench/send_process.py (after setting its deliveries back to queued)",
+    )
+    parser.add_argument(
         "--send",
         type=int,
         default=0,
@@ -469,7 +475,7 @@ def run(args: argparse.Namespace) -> Figures:
     try:
         _run_on_empty_database(args, figures)
     finally:
-        if args.database_url:
+        if args.database_url and not args.keep:
             with phase("clean up", figures.timings):
                 delete_data()
     return figures

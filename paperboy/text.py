@@ -4,6 +4,7 @@ and counts as the pages and emails write them. Nothing here knows a model."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -39,10 +40,12 @@ def shorten(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:–—-") + "…"
 
 
+@functools.lru_cache(maxsize=64)  # every digest of a day writes the same dates
 def long_date(day: dt.date) -> str:
     return f"{day:%A}, {day.day} {day:%B %Y}"  # Tuesday, 10 March 2026
 
 
+@functools.lru_cache(maxsize=64)
 def short_date(day: dt.date) -> str:
     return f"{day.day} {day:%b}"  # 10 Mar
 

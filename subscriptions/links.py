@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import re
 import time
 from typing import Protocol
 from urllib.parse import quote
@@ -93,8 +94,10 @@ class QuickSigner:
         return f"{value}{self.signer.sep}{signature}"
 
 
-# What `reverse()` leaves unquoted in an argument (django.urls.resolvers).
+# What `reverse()` leaves unquoted in an argument (django.urls.resolvers), and a token
+# made only of such characters (as signed tokens are), which needs no quoting at all.
 _URL_SAFE = "!$&'()*+,;=/~:@"
+_URL_PLAIN = re.compile(r"[A-Za-z0-9_.~!$&'()*+,;=/:@-]*")
 _SLOT = "SLOT"
 
 
@@ -109,6 +112,7 @@ class LinkMaker:
     def __init__(self) -> None:
         self._routes: dict[str, tuple[str, str]] = {}
         self._signers: dict[Purpose, QuickSigner] = {}
+        self._last_unsubscribe = ("", "")  # (subscriber key, link)
 
     def _url(self, route: str, purpose: Purpose, key: str, extra: str = "") -> str:
         if route not in self._routes:
@@ -117,11 +121,17 @@ class LinkMaker:
         if purpose not in self._signers:
             self._signers[purpose] = QuickSigner(signer(purpose))
         token = self._signers[purpose].sign(token_value(key, extra))
+        if _URL_PLAIN.fullmatch(token) is None:
+            token = quote(token, safe=_URL_SAFE)
         head, tail = self._routes[route]
-        return f"{head}{quote(token, safe=_URL_SAFE)}{tail}"
+        return f"{head}{token}{tail}"
 
     def unsubscribe(self, subscriber: Subscriber) -> str:
-        return self._url("subscriptions:unsubscribe", Purpose.UNSUBSCRIBE, subscriber.key)
+        # Asked twice in a row for each digest: its footer, then its List-Unsubscribe.
+        if self._last_unsubscribe[0] != subscriber.key:
+            url = self._url("subscriptions:unsubscribe", Purpose.UNSUBSCRIBE, subscriber.key)
+            self._last_unsubscribe = (subscriber.key, url)
+        return self._last_unsubscribe[1]
 
     def manage(self, subscriber: Subscriber) -> str:
         return self._url("subscriptions:manage", Purpose.MANAGE, subscriber.key)

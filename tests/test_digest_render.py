@@ -12,6 +12,8 @@ import datetime as dt
 import email
 import email.policy
 import json
+import random
+import textwrap
 from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
@@ -23,6 +25,8 @@ from digest.mail import DigestItem, build_message, render_digest_for
 from digest.mail.fast_render import CardItem, DigestRenderer
 from digest.mail.message import list_headers, stable_message_id
 from digest.mail.mime import PrebuiltEmail
+from digest.mail.moulds import MouldError, Moulds, casting_environment
+from digest.mail.templates import html_env, text_env, wrap_text
 from digest.models import Paper
 from subscriptions.links import LinkMaker, digest_url, feedback_url, manage_url, unsubscribe_url
 from subscriptions.models import Subscriber
@@ -110,6 +114,11 @@ def test_batch_rendering_is_byte_for_byte_the_plain_rendering(
         make_subscriber("alice@example.org", ["diffusion", "video generation", "-survey"]),
         make_subscriber("bob@example.org", []),
         make_subscriber("carol@example.org", ["speech"], frequency=Subscriber.Frequency.WEEKLY),
+        # Topics that need escaping, wrap over several lines and pass the headline's six.
+        make_subscriber(
+            "dora@example.org",
+            ["<b>bold</b> & co", "ünïcode “quotes”", "x" * 90, "t1", "t2", "t3", "t4", "-a<b"],
+        ),
     ]
     checked = 0
     for reader in readers:
@@ -120,9 +129,62 @@ def test_batch_rendering_is_byte_for_byte_the_plain_rendering(
                 plain, fast = both_ways(reader, items[:count], renderer)
                 assert fast == plain
                 checked += 1
-    assert checked == 3 * 7 * 3
+    assert checked == 4 * 7 * 3
     # Later subscribers got cards rendered for earlier ones, with their own links swapped in.
     assert renderer.card_hits > renderer.card_misses
+
+
+def test_wrapping_is_textwraps_own() -> None:
+    """wrap_text's quick path for words between single spaces against textwrap itself,
+    around the edges: words that fill a line exactly, words longer than a line, indents."""
+    rng = random.Random(7)
+    sizes = [1, 2, 3, 5, 8, 13, 20, 40, 66, 67, 68, 69, 70, 71, 72, 73, 80]
+    spaces = [" ", " ", " ", " ", "  ", "\t", "\n", "\u00a0", "\u2028"]
+    checked = 0
+    for _ in range(3000):
+        words = ["w" * rng.choice(sizes) for _ in range(rng.randint(1, 25))]
+        text = "".join(word + rng.choice(spaces) for word in words).rstrip()
+        width = rng.choice([5, 20, 71, 72, 73])
+        indent = rng.choice(["", "  ", "    "])
+        first = rng.choice([None, "", "1.  ", "12. "])
+        expected = textwrap.fill(
+            text,
+            width=width,
+            initial_indent=indent if first is None else first,
+            subsequent_indent=indent,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        assert wrap_text(text, width, indent, first) == expected, (text, width, indent, first)
+        checked += 1
+    assert checked == 3000
+
+
+def test_a_frame_is_cast_once_per_shape_and_refuses_a_stand_in_it_cannot_fill() -> None:
+    env = casting_environment(text_env())
+    moulds = Moulds(env.from_string("{{ day }}: {{ a|wrap(indent='  ') }}|{{ b }}"), slots="ab")
+    long = "word " * 30
+    assert moulds.render({"day": "Mon"}, {"a": long, "b": "x"}) == (
+        "Mon: " + wrap_text(long, indent="  ") + "|x"
+    )
+    assert moulds.render({"day": "Mon"}, {"a": "short", "b": "y"}) == "Mon:   short|y"
+    assert moulds.render({"day": "Mon"}, {"a": "", "b": "z"}) == "Mon: |z"
+    # Two shapes: "Mon" with both values, and with `a` empty.
+    assert len(moulds._moulds) == 2
+    html = Moulds(
+        casting_environment(html_env()).from_string("<p>{{ a }}</p>{{ c }}"),
+        slots="ac",
+        markup="c",
+    )
+    assert (
+        html.render({}, {"a": "<b>&", "c": "<i>cards</i>"}) == "<p>&lt;b&gt;&amp;</p><i>cards</i>"
+    )
+    concatenated = Moulds(env.from_string("{{ ('Dear ' ~ a)|wrap }}"), slots="a")
+    with pytest.raises(MouldError):
+        concatenated.render({}, {"a": "Alice"})
+    cut = Moulds(env.from_string("{{ a[:2] }}"), slots="a")
+    with pytest.raises(MouldError):
+        cut.render({}, {"a": "Alice"})
 
 
 @frozen

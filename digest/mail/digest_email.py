@@ -135,6 +135,12 @@ def frame_context(
         preview = f"{first_title}{rest}, {picked_for}"
     else:
         preview = "No new papers matched your topics today."
+    never = f" (never: {', '.join(excluded)})" if excluded else ""
+    subscribed_for = (
+        f"You get this {subscriber.get_frequency_display().lower()} digest because you "
+        f"subscribed to Paperboy for: {', '.join(topics) if topics else 'the trending papers'}"
+        f"{never}. Up to {subscriber.max_papers} papers an email."
+    )
     return {
         "edition_long_date": long_date(edition_date),
         "edition_short_date": short_date(edition_date),
@@ -142,10 +148,7 @@ def frame_context(
         "headline": headline,
         "preview": preview,
         "subject_title": shorten(first_title, SUBJECT_TITLE_LIMIT) if count else "",
-        "topics": topics,
-        "excluded_topics": excluded,
-        "frequency": subscriber.get_frequency_display().lower(),
-        "max_papers": subscriber.max_papers,
+        "subscribed_for": subscribed_for,
         "unsubscribe_url": links.unsubscribe,
         "manage_url": links.manage,
         "feed_url": links.feed,

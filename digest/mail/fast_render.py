@@ -5,8 +5,9 @@ cards. Across a day's digests the same card recurs: the same paper, at the same 
 picked for the same reasons. `DigestRenderer` splits each digest template at its loop over
 the papers into a frame template and a card template, renders a card once per (paper,
 rank, reasons) and keeps it, with stand-ins where the subscriber's own "more / less like this"
-links go. A digest is then the frame rendered around joined cards, the stand-ins swapped
-for the subscriber's signed links.
+links go. A digest is then the frame filled in around joined cards (moulds.py: the frame too is
+rendered once per shape, with stand-ins for the subscriber's strings), the card's
+stand-ins swapped for the subscriber's signed links.
 
 The result is byte for byte what `digest_email.render_digest_for` makes from the whole
 template (tests/test_digest_render.py holds it to that); this is only the fast way there.
@@ -22,7 +23,7 @@ from functools import cache
 from typing import Any
 
 import jinja2
-from markupsafe import Markup, escape
+from markupsafe import escape
 
 from paperboy.text import one_line
 from subscriptions.links import LinkMaker
@@ -38,6 +39,7 @@ from .digest_email import (
     frame_context,
 )
 from .message import RenderedEmail
+from .moulds import Moulds, casting_environment
 from .templates import compiled_mjml, html_env, text_env
 
 # Where each template loops over the papers; its {% else %} is the empty digest.
@@ -48,6 +50,18 @@ MORE, LESS = "\x00more\x00", "\x00less\x00"
 # … and for its rank: two characters, so that "%-4s" of it and a dot pads as "12. " does
 # and the text part's title wraps at the same place.
 RANK = "\x01\x02"
+# The frame's values that differ from one subscriber to the next: stand-ins in its moulds.
+# The frame's other values (dates, counts, the top-papers link) pick the mould.
+FRAME_SLOTS = (
+    "headline",
+    "preview",
+    "subject_title",
+    "subscribed_for",
+    "unsubscribe_url",
+    "manage_url",
+    "feed_url",
+    "view_in_browser_url",
+)
 # Cards kept per renderer: a day has a few thousand distinct ones; past this the oldest
 # half goes (a card is a few kB of HTML and text).
 CARDS_KEPT = 20_000
@@ -55,7 +69,9 @@ CARDS_KEPT = 20_000
 
 @dataclass(frozen=True)
 class SplitTemplate:
-    frame: jinja2.Template  # the whole template, its paper loop replaced by {{ cards }}
+    # The whole template, its paper loop replaced by {{ cards }}; compiled to be cast into
+    # moulds (moulds.casting_environment).
+    frame: jinja2.Template
     card: jinja2.Template  # the loop's body, for one paper `p`
 
 
@@ -78,7 +94,9 @@ def split_at_paper_loop(source: str, env: jinja2.Environment) -> SplitTemplate:
         + end_tag.replace("endfor", "endif")
         + source[end_at + len(end_tag) :]
     )
-    return SplitTemplate(frame=env.from_string(frame), card=env.from_string(body))
+    return SplitTemplate(
+        frame=casting_environment(env).from_string(frame), card=env.from_string(body)
+    )
 
 
 def _loop_else_and_end(source: str, pos: int) -> tuple[int, int]:
@@ -104,6 +122,14 @@ def _loop_else_and_end(source: str, pos: int) -> tuple[int, int]:
 @cache
 def html_split() -> SplitTemplate:
     return split_at_paper_loop(compiled_mjml(HTML_LAYOUT), html_env())
+
+
+@cache
+def subject_template() -> jinja2.Template:
+    env = text_env()
+    assert env.loader is not None
+    source, _, _ = env.loader.get_source(env, SUBJECT_TEMPLATE)
+    return casting_environment(env).from_string(source)
 
 
 @cache
@@ -159,7 +185,9 @@ class DigestRenderer:
     def __init__(self) -> None:
         self.links = LinkMaker()
         self.html, self.text = html_split(), text_split()
-        self.subject = text_env().get_template(SUBJECT_TEMPLATE)
+        self.html_frame = Moulds(self.html.frame, slots=(*FRAME_SLOTS, "cards"), markup=["cards"])
+        self.text_frame = Moulds(self.text.frame, slots=(*FRAME_SLOTS, "cards"))
+        self.subject = Moulds(subject_template(), slots=FRAME_SLOTS)
         # (paper id, when it changed, rank, reasons) → the card (see _Card)
         self._cards: dict[tuple[Any, ...], _Card] = {}
         self.card_hits = self.card_misses = 0
@@ -239,11 +267,12 @@ class DigestRenderer:
             topics=topics,
             links=links,
         )
-        context["papers"] = ordered
+        values = {name: context.pop(name) for name in FRAME_SLOTS}
+        shape = {**context, "papers": bool(ordered)}
         return RenderedEmail(
-            subject=one_line(self.subject.render(context)),
-            text=self.text.frame.render({**context, "cards": "".join(text_cards)}),
-            html=self.html.frame.render({**context, "cards": Markup("".join(html_cards))}),
+            subject=one_line(self.subject.render(shape, values)),
+            text=self.text_frame.render(shape, {**values, "cards": "".join(text_cards)}),
+            html=self.html_frame.render(shape, {**values, "cards": "".join(html_cards)}),
         )
 
 
