@@ -20,6 +20,7 @@ from django import forms
 from django.core.mail import get_connection
 from django.utils import timezone
 
+from paperboy.closing import close_quietly
 from subscriptions.models import Subscriber
 
 from .mail import RenderedEmail, build_message, digest_headers, render_digest_for
@@ -134,8 +135,5 @@ def digests_send_as_test(*, subscribers: Iterable[Subscriber], date: dt.date) ->
                 continue
             report.sent += 1
     finally:
-        try:
-            connection.close()
-        except Exception:  # closing a dead connection must not hide the results
-            logger.debug("closing the email connection failed", exc_info=True)
+        close_quietly(connection, "the email connection")
     return report

@@ -25,7 +25,7 @@ from .models import Delivery, Edition
 from .planning import edition_plan, ready_to_send, run_plan
 from .scraping import ScrapeResult, scrape_papers, scrape_recent
 from .sources import huggingface
-from .sources.base import SourceError
+from .sources.client import SourceError
 
 LOOKBACK_DAYS = 7
 

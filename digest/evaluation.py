@@ -33,8 +33,8 @@ from .matching import edition_match
 from .models import Delivery, DeliveryPaper, Paper
 from .planning import edition_plan
 from .scraping import _upsert
-from .sources.base import PaperRecord
 from .sources.huggingface import parse_daily_papers
+from .sources.records import PaperRecord
 
 DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.json$")
 EMAIL_DOMAIN = "eval.invalid"

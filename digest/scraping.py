@@ -21,7 +21,8 @@ from django.utils import timezone
 
 from digest.models import Paper, ScrapeRun
 from digest.sources import arxiv, huggingface
-from digest.sources.base import PaperRecord, Screened, SourceError, storable_text
+from digest.sources.client import SourceError
+from digest.sources.records import PaperRecord, Screened, storable_text
 
 logger = logging.getLogger(__name__)
 

@@ -260,29 +260,41 @@ def _action_asked(
     return render(request, "pages/manage_action_sent.html", context)
 
 
+def _action_step(
+    request: HttpRequest,
+    subscriber: Subscriber,
+    token: str,
+    action: Action,
+    template: str,
+    shown: Callable[[], dict[str, object]] = dict,
+) -> HttpResponse:
+    """GET: the page saying what `action` does (with what `shown` adds); POST: email the
+    address the link that does it."""
+    if request.method == "POST":
+        return _action_asked(request, subscriber, token, action)
+    context = {"subscriber": subscriber, "step": "ask", **shown(), **_urls(subscriber, token)}
+    return render(request, template, context)
+
+
 @require_http_methods(["GET", "POST"])
 @with_manage_token
 def manage_export(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpResponse:
     """GET explains; POST emails the address the link that downloads their data."""
-    if request.method == "POST":
-        return _action_asked(request, subscriber, token, Action.EXPORT)
-    context = {"subscriber": subscriber, "step": "ask", **_urls(subscriber, token)}
-    return render(request, "pages/manage_export.html", context)
+    return _action_step(request, subscriber, token, Action.EXPORT, "pages/manage_export.html")
 
 
 @require_http_methods(["GET", "POST"])
 @with_manage_token
 def manage_delete(request: HttpRequest, subscriber: Subscriber, token: str) -> HttpResponse:
     """GET says what goes; POST emails the address the link that deletes it."""
-    if request.method == "POST":
-        return _action_asked(request, subscriber, token, Action.DELETE)
-    context = {
-        "subscriber": subscriber,
-        "step": "ask",
-        "digests_sent": subscriber_sent_count(subscriber=subscriber),
-        **_urls(subscriber, token),
-    }
-    return render(request, "pages/manage_delete.html", context)
+    return _action_step(
+        request,
+        subscriber,
+        token,
+        Action.DELETE,
+        "pages/manage_delete.html",
+        lambda: {"digests_sent": subscriber_sent_count(subscriber=subscriber)},
+    )
 
 
 # The emailed link is the credential, as for a confirmation link (views_signup.confirm):

@@ -26,6 +26,8 @@ from django.views.decorators.http import require_safe
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .closing import close_quietly
+
 logger = logging.getLogger(__name__)
 
 CHECK_TIMEOUT_SECONDS = 2
@@ -66,10 +68,7 @@ def database_check() -> str:
     except Exception as exc:  # any driver's error means the same thing here
         return _short_error("database", exc)
     finally:
-        try:
-            probe.close()
-        except Exception:  # closing what never opened must not hide the answer
-            logger.debug("closing the probe's database connection failed", exc_info=True)
+        close_quietly(probe, "the probe's database connection")
     return OK
 
 

@@ -22,7 +22,7 @@ from django.urls import reverse
 from digest.models import Paper, ScrapeRun
 from digest.scraping import scrape_papers, scrape_recent
 from digest.sources import arxiv
-from digest.sources.base import SourceError
+from digest.sources.client import SourceError
 from tests.hf_wire import hf_item, tuesday_papers
 from tests.loopback_http import LoopbackServer, Reply
 

@@ -14,7 +14,8 @@ from digest import scraping
 from digest.models import Paper
 from digest.scraping import scrape_papers
 from digest.sources import arxiv
-from digest.sources.base import PaperRecord, Screened, SourceError
+from digest.sources.client import SourceError
+from digest.sources.records import PaperRecord, Screened
 from tests.conftest import FIXTURES
 from tests.loopback_http import LoopbackServer, RecordedRequest, Reply
 

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from digest.sources import arxiv, huggingface
-from digest.sources.base import PaperRecord, SourceError
+from digest.sources.client import SourceError
+from digest.sources.records import PaperRecord
 from tests.conftest import FIXTURES, SAMPLES
 from tests.loopback_http import LoopbackServer, Reply
 

@@ -30,6 +30,8 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 
+from paperboy.closing import close_quietly
+
 logger = logging.getLogger(__name__)
 
 # Backends whose messages leave the process over a network connection.
@@ -181,10 +183,7 @@ class ThreadedConnections:
 
 
 def _close(connection: BaseEmailBackend) -> None:
-    try:
-        connection.close()
-    except Exception:  # closing a dead connection must not hide the outcomes
-        logger.debug("closing the email connection failed", exc_info=True)
+    close_quietly(connection, "the email connection")
 
 
 Connections = InlineConnections | ThreadedConnections

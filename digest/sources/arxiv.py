@@ -19,17 +19,13 @@ import requests
 from django.conf import settings
 from lxml import etree
 
-from digest.sources.base import (
+from digest.sources.client import Answer, Limits, SourceError, describe_error, http_get
+from digest.sources.records import (
     ARXIV_ID,
-    Answer,
     BadItem,
-    Limits,
     PaperRecord,
     Screened,
-    SourceError,
     bare_arxiv_id,
-    describe_error,
-    http_get,
     mend_record,
     normalise_space,
     shown,

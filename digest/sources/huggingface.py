@@ -18,17 +18,14 @@ import lxml.html
 import requests
 from django.conf import settings
 
-from digest.sources.base import (
+from digest.sources.client import Limits, SourceError, describe_error, http_get
+from digest.sources.records import (
     ARXIV_ID,
     COUNT_MAX,
     BadItem,
-    Limits,
     PaperRecord,
     Screened,
-    SourceError,
     bare_arxiv_id,
-    describe_error,
-    http_get,
     loads_json,
     mend_record,
     normalise_space,

@@ -25,7 +25,7 @@ from digest.mail import Outcome, SendResult
 from digest.management.dates import iso_date
 from digest.models import Delivery
 from digest.scraping import ScrapeResult
-from digest.sources.base import SourceError
+from digest.sources.client import SourceError
 
 
 def date_or_latest(value: str) -> dt.date | str:

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from digest.daily import default_sources
 from digest.management.dates import iso_date
 from digest.scraping import scrape_papers
-from digest.sources.base import SourceError
+from digest.sources.client import SourceError
 
 
 class Command(BaseCommand):
