@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email
+import email.header
 import email.policy
 import json
 import random
@@ -24,7 +25,7 @@ import time_machine
 from digest.mail import DigestItem, build_message, render_digest_for
 from digest.mail.fast_render import CardItem, DigestRenderer
 from digest.mail.message import list_headers, stable_message_id
-from digest.mail.mime import PrebuiltEmail
+from digest.mail.mime import ENCODED_WORD_OCTETS, PrebuiltEmail, encoded_words
 from digest.mail.moulds import MouldError, Moulds, casting_environment
 from digest.mail.templates import html_env, text_env, wrap_text
 from digest.models import Paper
@@ -250,6 +251,25 @@ def test_one_pass_mime_reads_back_as_djangos_message(
     assert [_lines(p) for p in mine_parts] == [_lines(p) for p in theirs_parts]
     # The same bytes on every call, whatever line separator a backend asks for.
     assert ours.message().as_bytes() == raw.replace(b"\r\n", b"\n")
+
+
+def test_a_non_ascii_subject_is_cut_into_words_the_rfc_allows() -> None:
+    for subject in [
+        "Paperboy · 10 Mar: Ünïcode",
+        "é" * 100,
+        "日本語のタイトル" * 9,
+        "·",
+        "a€" * 40,
+    ]:
+        encoded = encoded_words(subject)
+        words = encoded.split("\r\n ")
+        assert all(len(word) <= 75 for word in words)
+        # Each word holds whole characters, as many as fit in its 45 octets.
+        decoded = [email.header.decode_header(word)[0][0].decode() for word in words]
+        assert "".join(decoded) == subject
+        for word, following in zip(decoded, decoded[1:], strict=False):
+            assert len((word + following[0]).encode()) > ENCODED_WORD_OCTETS
+        assert str(email.header.make_header(email.header.decode_header(encoded))) == subject
 
 
 def test_a_header_with_a_line_break_is_refused(alice: Subscriber) -> None:

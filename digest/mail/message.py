@@ -8,6 +8,7 @@ a Message-ID that is the same at every attempt at one delivery.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import format_datetime, parseaddr
@@ -27,7 +28,12 @@ class RenderedEmail:
 
 
 def sender_domain() -> str:
-    _, address = parseaddr(settings.PAPERBOY_FROM_EMAIL)
+    return _domain_of(settings.PAPERBOY_FROM_EMAIL)
+
+
+@functools.lru_cache(maxsize=8)  # every digest's Message-ID names it
+def _domain_of(from_email: str) -> str:
+    _, address = parseaddr(from_email)
     return address.rpartition("@")[2] or "localhost"
 
 

@@ -41,20 +41,17 @@ def _header_value(value: str) -> str:
 def encoded_words(value: str) -> str:
     """RFC 2047 base64 words, each within the 75 characters the RFC allows, on folded
     lines. (email.header.Header does the same at ten times the cost.)"""
-    words: list[str] = []
-    chunk: list[str] = []
-    size = 0
-    for char in value:
-        n = len(char.encode("utf-8"))
-        if size + n > ENCODED_WORD_OCTETS:
-            words.append("".join(chunk))
-            chunk, size = [], 0
-        chunk.append(char)
-        size += n
-    words.append("".join(chunk))
+    data = value.encode("utf-8")
+    words: list[bytes] = []
+    start = 0
+    while start < len(data) or not words:
+        end = min(start + ENCODED_WORD_OCTETS, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:  # not inside a character
+            end -= 1
+        words.append(data[start:end])
+        start = end
     return "\r\n ".join(
-        f"=?utf-8?b?{binascii.b2a_base64(w.encode('utf-8'), newline=False).decode()}?="
-        for w in words
+        f"=?utf-8?b?{binascii.b2a_base64(w, newline=False).decode()}?=" for w in words
     )
 
 

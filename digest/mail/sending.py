@@ -227,6 +227,7 @@ class BatchSender:
         self.on_progress = on_progress
         self.result = BatchResult()
         self.server_down = False
+        self._settled: set[int] = set()  # the lease's deliveries whose outcome is written
         # Mailgun, Brevo: like digests as one API call (esp_batch.py); else None.
         self.batches = esp_batch.batcher(
             connection, wire=self.wire, renderer=self.renderer, limiter=self.limiter
@@ -235,14 +236,16 @@ class BatchSender:
     def send(self, lease: leases.Lease) -> None:
         """Send every delivery of the lease; whatever is left held (a crash of this code,
         the server gone) goes back to the queue before returning."""
+        self._settled = set()
         try:
             self._send(lease)
         except BaseException:
             # Aborted partway: messages waiting for a connection must not go out with
             # nobody to record them (their deliveries go back to the queue just below).
             self._stop_handing()
+            _release_unsent(lease)
             raise
-        finally:
+        if not self._settled.issuperset(lease.ids):  # some were never handed over
             _release_unsent(lease)
 
     def _send(self, lease: leases.Lease) -> None:
@@ -356,6 +359,8 @@ class BatchSender:
         self.wire.close()
 
     def _report(self, result: SendResult) -> None:
+        """A delivery's outcome, once it is written."""
+        self._settled.add(result.delivery_id)
         self.result.add(result)
         if self.on_progress:
             self.on_progress(result)
