@@ -12,6 +12,7 @@ import datetime as dt
 import email
 import email.header
 import email.policy
+import itertools
 import json
 import random
 import textwrap
@@ -267,7 +268,7 @@ def test_a_non_ascii_subject_is_cut_into_words_the_rfc_allows() -> None:
         # Each word holds whole characters, as many as fit in its 45 octets.
         decoded = [email.header.decode_header(word)[0][0].decode() for word in words]
         assert "".join(decoded) == subject
-        for word, following in zip(decoded, decoded[1:], strict=False):
+        for word, following in itertools.pairwise(decoded):
             assert len((word + following[0]).encode()) > ENCODED_WORD_OCTETS
         assert str(email.header.make_header(email.header.decode_header(encoded))) == subject
 
