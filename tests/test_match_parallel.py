@@ -127,16 +127,16 @@ def test_phrases_worked_out_in_forked_processes_serve_the_next_run(
     subscribers_embed(readers)
     edition = edition_plan(date=EDITION_DATE)
     scorer = EditionPapers(edition).scorer(Subscriber.Frequency.DAILY)
-    assert scorer.phrases_known == 0
+    assert scorer.phrases.count == 0
 
     edition_match(edition=edition)
 
     typed = {phrase for reader in readers for phrase in Topics.parse(reader.topics).texts}
-    assert scorer.knows_all(sorted(typed))  # learned from the children, not scored here
-    assert scorer.phrases_known == len(typed)
+    assert scorer.phrases.knows_all(sorted(typed))  # learned from the children, not scored here
+    assert scorer.phrases.count == len(typed)
     Paper.objects.filter(pk=papers[0].pk).update(upvotes=papers[0].upvotes + 40)
     again = EditionPapers(edition).scorer(Subscriber.Frequency.DAILY)
-    assert again is scorer and scorer.knows_all(sorted(typed))
+    assert again is scorer and scorer.phrases.knows_all(sorted(typed))
     assert scorer.upvotes[scorer.paper_ids.index(papers[0].pk)] == papers[0].upvotes + 40
     # A changed text is another scorer: its phrases' signals would be out of date.
     Paper.objects.filter(pk=papers[0].pk).update(abstract="A different abstract.")

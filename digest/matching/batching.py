@@ -78,9 +78,9 @@ def _score_forked(delivery_ids: Sequence[int]) -> ScoredChunk:
         # process's own copy, moved on as it hands them back).
         for frequency, start in known.items():
             scorer = papers.scorer(frequency)
-            if scorer.phrases_known > start:
-                scored.learned[frequency] = scorer.phrases_learned_since(start)
-                known[frequency] = scorer.phrases_known
+            if scorer.phrases.count > start:
+                scored.learned[frequency] = scorer.phrases.learned_since(start)
+                known[frequency] = scorer.phrases.count
         return scored
     finally:
         # A pool's process ends without running exit handlers; leave no connection open.
@@ -124,7 +124,7 @@ class ChunkScorer:
         # papers already sent. Connections are closed so that no child inherits one; each
         # opens its own (and so does this process, when it next needs one).
         self.papers.prepare()
-        known = {f: self.papers.scorer(f).phrases_known for f in Subscriber.Frequency.values}
+        known = {f: self.papers.scorer(f).phrases.count for f in Subscriber.Frequency.values}
         _FORKED = (self.queued, self.papers, self.encode, known)
         connections.close_all()
         workers = min(self.processes, len(chunks))
@@ -135,7 +135,7 @@ class ChunkScorer:
                 for scored in pool.map(_score_forked, chunks):
                     deferred.extend(scored.deferred)
                     for frequency, learned in scored.learned.items():
-                        self.papers.scorer(frequency).learn_phrases(learned)
+                        self.papers.scorer(frequency).phrases.learn(learned)
                     yield scored
         finally:
             _FORKED = None

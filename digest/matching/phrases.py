@@ -9,11 +9,13 @@ its row is made once per scorer, and a scorer kept from run to run keeps its row
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .keywords import phrase_stems
 from .sentences import Scores
 
 # Rows the phrase table starts with; it doubles as phrases arrive, so this only spares the
@@ -63,6 +65,14 @@ class PhraseTable:
             self.slots[key] = slot
             self.by_text[key[1]] = slot
         return slot
+
+    def knows(self, phrase: str) -> bool:
+        """Whether the phrase's signals are made already, so its vector is not needed."""
+        return phrase in self.by_text or (phrase_stems(phrase), phrase.lower()) in self.slots
+
+    def knows_all(self, phrases: Sequence[str]) -> bool:
+        """`knows` of every phrase (the quick way first: each typed exactly as before)."""
+        return all(map(self.by_text.__contains__, phrases)) or all(map(self.knows, phrases))
 
     def learned_since(self, start: int) -> LearnedPhrases:
         """The phrases stored from row `start` on (and how they were typed), to be handed

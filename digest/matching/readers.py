@@ -230,7 +230,7 @@ def load_readers(
         sentence = intent.strip()
         if key != text_key(sentence, *parsed.texts) or (sentence and not vector):
             stale.append(subscriber_id)
-        elif not scorer_for(frequency).knows_all(parsed.texts):
+        elif not scorer_for(frequency).phrases.knows_all(parsed.texts):
             unknown.append(subscriber_id)
         stored[subscriber_id] = _Stored(
             frequency, topics, parsed, sentence, words, limit, trending, vector

@@ -24,16 +24,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import compress
 from typing import Any
 
 import numpy as np
 
 from . import feedback
-from .keywords import PaperIndex, Topics, phrase_evidence, phrase_stems, specificity
-from .phrases import LearnedPhrases, PhraseTable
+from .keywords import PaperIndex, Topics, phrase_evidence, specificity
+from .phrases import PhraseTable
+from .picks import Batch, ParsedTopics, picks
 from .readers import Reader
-from .reasons import Match, Reason, SharedReasons
+from .reasons import Match, SharedReasons
 from .sentences import Matrix, PaperVectors, Scores, closeness
 from .windows import Window
 from .words import WordTable
@@ -49,9 +49,6 @@ W_UPVOTES = 0.05
 W_SENTENCE_WORDS = 0.75
 THRESHOLD_WITH_INTENT = 10.6
 THRESHOLD_KEYWORDS_ONLY = 6.0
-# A reader's sentence counts as the reason when the paper is this unusually close to it
-# (the sum of its z-scores: whole paper, best sentence, and the weighted words').
-DESCRIBED_Z = 4.0
 # Fewer background papers than this make z-scores noise; matching then falls back to the
 # keyword evidence alone (a new install's first day).
 MIN_BACKGROUND = 20
@@ -81,31 +78,7 @@ class Background:
     vectors: PaperVectors
 
 
-@dataclass(frozen=True)
-class _ParsedTopics:
-    topics: Topics
-    texts: tuple[str, ...]  # the wanted phrases as typed
-    blocked: np.ndarray[Any, Any]  # positions of papers an exclusion ("-survey") hits
-
-
 _NONE = np.zeros(0, dtype=np.int64)
-
-
-@dataclass
-class _Batch:
-    """The readers of one `rank_many` call that have phrases (`active`, by position in
-    the call), and their phrases' rows of the table, reader after reader."""
-
-    readers: Sequence[Reader]
-    active: list[int]
-    parsed: list[_ParsedTopics]
-    slot_starts: list[int]  # where each active reader's rows start in `take`
-    take: np.ndarray[Any, Any]  # their phrases' rows
-    starts: np.ndarray[Any, Any]  # `slot_starts`, as an array
-
-    def rows(self, attr: str) -> list[Any]:
-        """Each active reader's `attr` (their sentence, liked or disliked papers)."""
-        return [getattr(self.readers[r], attr) for r in self.active]
 
 
 class EditionScorer:
@@ -133,7 +106,7 @@ class EditionScorer:
         self.background_vectors = background.vectors
         self.background_index = background.index
         self.use_meaning = len(background.vectors.whole) >= MIN_BACKGROUND and len(self.vectors) > 0
-        self._phrases = PhraseTable(len(self.paper_ids))
+        self.phrases = PhraseTable(len(self.paper_ids))
         self._words: WordTable | None = None  # made when a reader with a sentence comes
         self.reasons = SharedReasons(self.index, self.paper_ids)
 
@@ -150,18 +123,6 @@ class EditionScorer:
         self.upvotes = np.asarray(upvotes, dtype=np.int64)
         self.upvote_bonus = W_UPVOTES * np.log1p(self.upvotes.astype(np.float32))
 
-    @property
-    def phrases_known(self) -> int:
-        return self._phrases.count
-
-    def phrases_learned_since(self, start: int) -> LearnedPhrases:
-        """The phrases' signals made since the scorer knew `start` of them."""
-        return self._phrases.learned_since(start)
-
-    def learn_phrases(self, learned: LearnedPhrases) -> None:
-        """Take phrases' signals another copy of this scorer made (a forked one's)."""
-        self._phrases.learn(learned)
-
     # --- signals ------------------------------------------------------------------------
 
     def _closeness_parts(self, rows: Matrix) -> tuple[Scores, Scores]:
@@ -173,34 +134,23 @@ class EditionScorer:
         """1 for a phrase in one or two recent papers, falling towards 0 as it gets common."""
         return specificity(stems, self.background_index, enough_background=self.use_meaning)
 
-    def knows(self, phrase: str) -> bool:
-        """Whether the phrase's signals are made already, so its vector is not needed."""
-        table = self._phrases
-        return phrase in table.by_text or (phrase_stems(phrase), phrase.lower()) in table.slots
-
-    def knows_all(self, phrases: Sequence[str]) -> bool:
-        """`knows` of every phrase (the quick way first: each typed exactly as before)."""
-        return all(map(self._phrases.by_text.__contains__, phrases)) or all(
-            map(self.knows, phrases)
-        )
-
     def _phrase_slot(self, phrase: str, stems: tuple[str, ...], vector: Matrix | None) -> int:
         # The model is uncased, so "Diffusion" and "diffusion" share a vector and a row.
         key = (stems, phrase.lower())
-        slot = self._phrases.slots.get(key)
+        slot = self.phrases.slots.get(key)
         if slot is not None:
-            self._phrases.by_text[phrase] = slot
+            self.phrases.by_text[phrase] = slot
             return slot
         hits, evidence = phrase_evidence(self.index, self.position, stems, self.specificity(stems))
         zeros = np.zeros(len(self.paper_ids), dtype=np.float32)
         if not self.use_meaning:
-            return self._phrases.add(key, hits, evidence, zeros, zeros)
+            return self.phrases.add(key, hits, evidence, zeros, zeros)
         if vector is None:
             # A phrase without its vector (there should be one) scores on its keywords;
             # not remembered, so a reader who brings the vector gets the full signals.
-            return self._phrases.add(None, hits, evidence, zeros, zeros)
+            return self.phrases.add(None, hits, evidence, zeros, zeros)
         whole, best_unit = self._closeness_parts(vector)
-        return self._phrases.add(key, hits, evidence, whole[0], best_unit[0])
+        return self.phrases.add(key, hits, evidence, whole[0], best_unit[0])
 
     def inside(self, window: Window | None) -> np.ndarray[Any, Any]:
         """Which papers a window covers (all, for None); one mask per distinct window,
@@ -216,14 +166,14 @@ class EditionScorer:
         """Positions of the papers the reader's "-phrase" exclusions rule out."""
         return set(self._parsed(reader).blocked.tolist())
 
-    def _parsed(self, reader: Reader) -> _ParsedTopics:
+    def _parsed(self, reader: Reader) -> ParsedTopics:
         topics = reader.parsed or Topics.parse(reader.topics)
         blocked = _NONE
         if topics.excluded:
             lookup, position = self.index.lookup, self.position
             hit = {position[p] for stems in topics.excluded for p in lookup(stems)}
             blocked = np.asarray(sorted(hit), dtype=np.int64)
-        return _ParsedTopics(topics, topics.texts, blocked)
+        return ParsedTopics(topics, topics.texts, blocked)
 
     def intent_word_scores(self, terms: Sequence[str]) -> Scores:
         """Per paper: BM25 of one sentence's words, as z-scores (words.py)."""
@@ -244,7 +194,7 @@ class EditionScorer:
         batch = self._batch(readers)
         if batch is None:
             return results
-        table = self._phrases
+        table = self.phrases
         evidence = np.maximum.reduceat(table.evidence[batch.take], batch.starts, axis=0)
         blocked = self._blocked(batch)
         closeness: dict[int, Scores] = {}  # active index -> its sentence's closeness
@@ -263,17 +213,17 @@ class EditionScorer:
             self._add_feedback(batch, score, blocked)
             score += self.upvote_bonus
             chosen = (score >= threshold) & ~blocked
-        self._pick(batch, score, chosen, closeness, results)
+        picks(self, batch, score, chosen, closeness, results)
         return results
 
-    def _batch(self, readers: Sequence[Reader]) -> _Batch | None:
+    def _batch(self, readers: Sequence[Reader]) -> Batch | None:
         """The readers with something to match, and the table rows of their phrases
         (made here for phrases the table does not have yet); None if there are none."""
         active: list[int] = []
-        parsed: list[_ParsedTopics] = []
+        parsed: list[ParsedTopics] = []
         slots: list[int] = []
         slot_starts: list[int] = []
-        by_text = self._phrases.by_text
+        by_text = self.phrases.by_text
         for r, reader in enumerate(readers):
             p = self._parsed(reader)
             if not p.texts:
@@ -289,9 +239,9 @@ class EditionScorer:
         if not active:
             return None
         take, starts = np.asarray(slots), np.asarray(slot_starts)
-        return _Batch(readers, active, parsed, slot_starts, take, starts)
+        return Batch(readers, active, parsed, slot_starts, take, starts)
 
-    def _blocked(self, batch: _Batch) -> np.ndarray[Any, Any]:
+    def _blocked(self, batch: Batch) -> np.ndarray[Any, Any]:
         """Per active reader and paper: papers they may not get (an exclusion hits them,
         already sent, or outside their window)."""
         readers, position = batch.readers, self.position
@@ -307,7 +257,7 @@ class EditionScorer:
         return blocked
 
     def _add_intent_closeness(
-        self, batch: _Batch, score: np.ndarray[Any, Any], threshold: Scores
+        self, batch: Batch, score: np.ndarray[Any, Any], threshold: Scores
     ) -> dict[int, Scores]:
         """Add what each reader's sentence brings, by meaning and by words, and raise their
         threshold; return it per active reader with a sentence (also the measure of
@@ -326,7 +276,7 @@ class EditionScorer:
         return dict(zip(with_intent, close, strict=True))
 
     def _add_feedback(
-        self, batch: _Batch, score: np.ndarray[Any, Any], blocked: np.ndarray[Any, Any]
+        self, batch: Batch, score: np.ndarray[Any, Any], blocked: np.ndarray[Any, Any]
     ) -> None:
         """Add closeness to each reader's liked papers and take away closeness to their
         disliked ones; block a disliked paper's near-twins."""
@@ -339,64 +289,3 @@ class EditionScorer:
             score[having] += weight * strength
             if weight < 0:
                 blocked[having] |= strength >= 1.0
-
-    def _pick(
-        self,
-        batch: _Batch,
-        score: np.ndarray[Any, Any],
-        chosen: np.ndarray[Any, Any],
-        closeness: dict[int, Scores],
-        results: list[list[Match]],
-    ) -> None:
-        """Each reader's chosen papers, best first, up to their limit, with reasons."""
-        order = np.argsort(-score, axis=1, kind="stable")
-        chosen_in_order = np.take_along_axis(chosen, order, axis=1)
-        readers, active, parsed, take = batch.readers, batch.active, batch.parsed, batch.take
-        slot_starts = batch.slot_starts
-        ends = [*slot_starts[1:], len(take)]
-        table_hits = self._phrases.hits
-        paper_ids, known_reasons = self.paper_ids, self.reasons.known
-        keyword_reasons = self.reasons.keyword
-        for a in np.flatnonzero(chosen_in_order.any(axis=1)).tolist():
-            r = active[a]
-            reader = readers[r]
-            picked = order[a][chosen_in_order[a]][: reader.limit]
-            reader_slots = take[slot_starts[a] : ends[a]]
-            # Which of the reader's phrases are in each picked paper (paper x phrase).
-            hit_in = table_hits[reader_slots][:, picked].T.tolist()
-            texts = parsed[a].texts
-            found: list[Match] = []
-            for i, score_i, hits in zip(
-                picked.tolist(), score[a, picked].tolist(), hit_in, strict=True
-            ):
-                if any(hits):
-                    key = (i, *compress(texts, hits))
-                    reasons = known_reasons.get(key) or keyword_reasons(key)
-                else:
-                    reasons = self._meaning_reasons(
-                        reader, parsed[a], i, reader_slots, closeness.get(a)
-                    )
-                found.append(Match(paper_ids[i], score_i, reasons))
-            results[r] = found
-
-    def _meaning_reasons(
-        self,
-        reader: Reader,
-        parsed: _ParsedTopics,
-        i: int,
-        slots: np.ndarray[Any, Any],
-        closeness: Scores | None,
-    ) -> tuple[Reason, ...]:
-        """Why a paper none of the reader's phrases is in came: like a paper they liked,
-        close to their sentence, or close in meaning to one of their phrases."""
-        if not self.use_meaning:
-            return ()
-        if reader.liked is not None and len(reader.liked) and reader.liked_titles:
-            sims = reader.liked @ self.vectors[i]
-            if float(sims.max()) > feedback.FEEDBACK_FROM:
-                return self.reasons.plain(reader.liked_titles[int(sims.argmax())], "liked")
-        if closeness is not None and closeness[i] >= DESCRIBED_Z:
-            return self.reasons.plain("", "described")
-        # Close in meaning to one of their phrases: name the closest one.
-        closest = int(np.argmax(self._phrases.z[slots, i]))
-        return self.reasons.plain(parsed.texts[closest], "related")
