@@ -10,6 +10,7 @@ Stages
     windows.py      which papers one digest covers (its window of first-seen times)
     candidates.py   the papers matching draws on, and the scorer built of them, kept
     scorer.py       EditionScorer: the signals combined, thresholds, rank_many
+    picks.py        each reader's chosen papers, best first, and why each came
     trending.py     the trending list mixed into a digest, as each reader chose
     reasons.py      Match and Reason: why a paper is there, snippets around a hit
     preview.py      one reader's digest worked out without writing
