@@ -9,6 +9,7 @@ own (tests may reach in). Inside, one module per job:
     cards.py         a paper's card (PaperEntry) and its text helpers
     digest_email.py  a digest's context and render, and it as a message
     fast_render.py   many digests at once, each card rendered once (DigestRenderer)
+    moulds.py        a digest's frame rendered once per shape, filled in per subscriber
     confirmation.py  the signup emails (confirmation, already subscribed)
     outbox.py        the embedded email backend: one .eml file per message
     sending.py       senders draining owed deliveries batch by batch (BatchSender)
