@@ -52,9 +52,9 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
-# Matching and sending at MATCH_N (100,000) readers: match time, the day spread over 24
+# Matching and sending at MATCH_N (100,000) subscribers: match time, the day spread over 24
 # send hours against one hour, then digests/s to the null backend from one sender process
-# per core and their peak RSS. Then one edition end to end for N readers (bench_digest).
+# per core and their peak RSS. Then one edition end to end for N subscribers (bench_digest).
 # On PostgreSQL when DATABASE_URL is set (not the tests' database), else a temporary SQLite.
 SENDERS ?= $(shell nproc)
 bench: install
@@ -63,7 +63,7 @@ bench: install
 	$(BIN)/python bench/bench_digest.py --subscribers $(N) \
 	    $(if $(DATABASE_URL),--database-url $(DATABASE_URL))
 
-# A million readers planned, matched and sent to the null backend: the five-minute target.
+# A million subscribers planned, matched and sent to the null backend: the five-minute target.
 .PHONY: bench-1m
 bench-1m: install
 	$(BIN)/python bench/bench_matching.py --subscribers 1000000 --no-scoring --hours 0 \
