@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -156,11 +157,31 @@ def _shown(reasons: list[dict[str, str]]) -> tuple[Any, ...]:
     )
 
 
+# In the text part the rank is "%-4s" of "12.": the stand-in with its dot and padding.
+TEXT_RANK = f"{RANK}. "
+_STAND_INS = re.compile("(" + "|".join(re.escape(s) for s in (MORE, LESS, TEXT_RANK, RANK)) + ")")
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """A kept card's text cut at its stand-ins: constant pieces, and between each two the
+    stand-in that goes there, so filling it is one join rather than a pass per stand-in."""
+
+    pieces: tuple[str, ...]
+
+    @classmethod
+    def of(cls, text: str) -> _Cut:
+        return cls(tuple(_STAND_INS.split(text)))  # piece, stand-in, piece, …, piece
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        return "".join([values.get(piece, piece) for piece in self.pieces])
+
+
 @dataclass(frozen=True)
 class _Card:
-    html: str
-    text: str  # followed by the rule between papers
-    text_last: str  # the last paper's, without it
+    html: _Cut
+    text: _Cut  # followed by the rule between papers
+    text_last: _Cut  # the last paper's, without it
     title: str  # as shown: the digest's preview and subject quote the first
 
 
@@ -218,9 +239,9 @@ class DigestRenderer:
         stand_ins = {"more_url": MORE, "less_url": LESS, "rank": RANK}
         entry = entry.__class__(**{**entry.__dict__, **stand_ins})
         return _Card(
-            html=self.html.card.render({"p": entry, "loop": _Loop(last=False)}),
-            text=self.text.card.render({"p": entry, "loop": _Loop(last=False)}),
-            text_last=self.text.card.render({"p": entry, "loop": _Loop(last=True)}),
+            html=_Cut.of(self.html.card.render({"p": entry, "loop": _Loop(last=False)})),
+            text=_Cut.of(self.text.card.render({"p": entry, "loop": _Loop(last=False)})),
+            text_last=_Cut.of(self.text.card.render({"p": entry, "loop": _Loop(last=True)})),
             title=entry.title,
         )
 
@@ -249,10 +270,11 @@ class DigestRenderer:
             more = self.links.feedback(subscriber, item.paper.arxiv_id, 1)
             less = self.links.feedback(subscriber, item.paper.arxiv_id, -1)
             rank = str(item.rank)
-            html = card.html.replace(RANK, rank, 1)
-            html_cards.append(html.replace(MORE, escape(more)).replace(LESS, escape(less)))
-            text = text.replace(f"{RANK}. ", f"{rank}.".ljust(4), 1)
-            text_cards.append(text.replace(MORE, more).replace(LESS, less))
+            html_cards.append(
+                card.html.fill({RANK: rank, MORE: _escape(more), LESS: _escape(less)})
+            )
+            text_rank = f"{rank}.".ljust(len(TEXT_RANK))
+            text_cards.append(text.fill({TEXT_RANK: text_rank, MORE: more, LESS: less}))
         links = ReaderLinks(
             unsubscribe=self.links.unsubscribe(subscriber),
             manage=self.links.manage(subscriber),
@@ -274,6 +296,14 @@ class DigestRenderer:
             text=self.text_frame.render(shape, {**values, "cards": "".join(text_cards)}),
             html=self.html_frame.render(shape, {**values, "cards": "".join(html_cards)}),
         )
+
+
+# What a link holds when it needs no escaping in HTML (our signed links always).
+_HTML_PLAIN = re.compile(r"[^&<>\"']*")
+
+
+def _escape(url: str) -> str:
+    return url if _HTML_PLAIN.fullmatch(url) else str(escape(url))
 
 
 @dataclass(frozen=True)
