@@ -4,7 +4,12 @@ Django's `__in` resolves and prepares each value of a list on its own (a few
 microseconds each); matching a day's subscribers passes hundreds of thousands of ids through
 such filters, so that alone would cost seconds. `ints()` packs the ids in an array of
 64-bit integers (which checks they are integers); Django hands such a value to the
-lookup whole, and the lookup sends it as parameters.
+lookup whole.
+
+On PostgreSQL the lookup sends one parameter, the ids as an array literal
+(`= ANY(%s::bigint[])`): with a placeholder per id, psycopg's client-side binding split
+a query of hundreds of placeholders and adapted every id for each batch a sender claims,
+a twentieth of its time. Elsewhere it sends `IN (%s, …)`, a parameter per id.
 """
 
 from __future__ import annotations
@@ -34,6 +39,11 @@ class InInts(Lookup):
         if not self.rhs:
             raise EmptyResultSet  # IN () matches nothing; Django drops the query
         lhs, lhs_params = self.process_lhs(compiler, connection)
+        if connection.vendor == "postgresql":
+            # The ints are ints (array("q") holds nothing else): the literal is safe to
+            # build, and PostgreSQL plans = ANY(array) as it plans IN (list).
+            literal = "{" + ",".join(map(str, self.rhs)) + "}"
+            return f"{lhs} = ANY(%s::bigint[])", (*lhs_params, literal)
         placeholders = ", ".join(["%s"] * len(self.rhs))
         return f"{lhs} IN ({placeholders})", (*lhs_params, *self.rhs)
 
