@@ -300,58 +300,15 @@ class _Template:
     links: MergeLinks
 
 
-class EspBatcher:
-    """Groups a sender's deliveries and hands each group to its wire as one message.
-    One per BatchSender; it keeps the sender's renderer (and its card cache)."""
+class EspCalls:
+    """A group's digest rendered once with merge fields, cut into API calls: within the
+    ESP's limits, never twice the same address, never a link the ESP could misread."""
 
-    def __init__(
-        self, syntax: EspSyntax, *, wire: Wire, renderer: DigestRenderer, limiter: Limiter
-    ) -> None:
-        self.syntax, self.wire, self.renderer, self.limiter = syntax, wire, renderer, limiter
+    def __init__(self, syntax: EspSyntax, renderer: DigestRenderer) -> None:
+        self.syntax, self.renderer = syntax, renderer
         self.links = LinkMaker()
-        self._in_flight = 0  # chunks handed and not yet settled
-        self._refused: list[Any] = []  # Owed: members of chunks the ESP refused whole
-        self._renewed = time.monotonic()
 
-    def route(
-        self,
-        owed: Sequence[T],
-        *,
-        lease: leases.Lease,
-        recorder: Recorder,
-        date: str,
-        settle_ready: Callable[[], None],
-    ) -> Iterator[T]:
-        """Hand every batchable group to the wire; yield the deliveries left to send one
-        by one: first those never batched, then (once every call has answered) those of
-        calls the ESP refused as a whole. `settle_ready` records the outcomes to hand."""
-        singles: list[T] = []
-        for group in groups(owed):
-            for chunk_or_single in self._chunks(group, date):
-                if isinstance(chunk_or_single, Chunk):
-                    self._keep_lease(lease, recorder)
-                    self.limiter.acquire(len(chunk_or_single.members))
-                    self._in_flight += 1
-                    self.wire.hand(chunk_or_single, chunk_or_single.message)
-                else:
-                    singles.append(chunk_or_single)
-        yield from singles
-        while self._in_flight > 0:
-            settle_ready()
-            if self._in_flight > 0:
-                self._keep_lease(lease, recorder)
-                time.sleep(WAIT_POLL_S)
-        refused, self._refused = self._refused, []
-        yield from refused
-
-    def _keep_lease(self, lease: leases.Lease, recorder: Recorder) -> None:
-        # As the sender's own loop does: calls for big groups can take a while to answer.
-        if time.monotonic() - self._renewed > settings.PAPERBOY_SEND_LEASE_SECONDS / 3:
-            recorder.flush()
-            leases.renew(lease.owner)
-            self._renewed = time.monotonic()
-
-    def _chunks(self, group: list[T], date: str) -> Iterator[Chunk | T]:
+    def chunks(self, group: list[T], date: str) -> Iterator[Chunk | T]:
         """The group's API calls, and the deliveries that go one by one."""
         template = self._template(group) if len(group) > 1 else None
         if template is None:
@@ -455,6 +412,59 @@ class EspBatcher:
         )
         message.attach_alternative(rendered.html, "text/html")
         return message
+
+
+class EspBatcher:
+    """Groups a sender's deliveries, hands each group's calls to its wire, and records
+    their outcomes subscriber by subscriber. One per BatchSender; it keeps the sender's
+    renderer (and its card cache)."""
+
+    def __init__(
+        self, syntax: EspSyntax, *, wire: Wire, renderer: DigestRenderer, limiter: Limiter
+    ) -> None:
+        self.syntax, self.wire, self.limiter = syntax, wire, limiter
+        self.calls = EspCalls(syntax, renderer)
+        self._in_flight = 0  # chunks handed and not yet settled
+        self._refused: list[Any] = []  # Owed: members of chunks the ESP refused whole
+        self._renewed = time.monotonic()
+
+    def route(
+        self,
+        owed: Sequence[T],
+        *,
+        lease: leases.Lease,
+        recorder: Recorder,
+        date: str,
+        settle_ready: Callable[[], None],
+    ) -> Iterator[T]:
+        """Hand every batchable group to the wire; yield the deliveries left to send one
+        by one: first those never batched, then (once every call has answered) those of
+        calls the ESP refused as a whole. `settle_ready` records the outcomes to hand."""
+        singles: list[T] = []
+        for group in groups(owed):
+            for chunk_or_single in self.calls.chunks(group, date):
+                if isinstance(chunk_or_single, Chunk):
+                    self._keep_lease(lease, recorder)
+                    self.limiter.acquire(len(chunk_or_single.members))
+                    self._in_flight += 1
+                    self.wire.hand(chunk_or_single, chunk_or_single.message)
+                else:
+                    singles.append(chunk_or_single)
+        yield from singles
+        while self._in_flight > 0:
+            settle_ready()
+            if self._in_flight > 0:
+                self._keep_lease(lease, recorder)
+                time.sleep(WAIT_POLL_S)
+        refused, self._refused = self._refused, []
+        yield from refused
+
+    def _keep_lease(self, lease: leases.Lease, recorder: Recorder) -> None:
+        # As the sender's own loop does: calls for big groups can take a while to answer.
+        if time.monotonic() - self._renewed > settings.PAPERBOY_SEND_LEASE_SECONDS / 3:
+            recorder.flush()
+            leases.renew(lease.owner)
+            self._renewed = time.monotonic()
 
     # --- Outcomes ----------------------------------------------------------------------
 
